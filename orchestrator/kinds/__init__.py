@@ -1,0 +1,6 @@
+"""Job kinds and their parameter models. Importing this package registers every kind."""
+
+from orchestrator.kinds import basic
+from orchestrator.kinds.registry import KINDS, JobKind, JobParams, get_kind, job_kind, parse_params
+
+__all__ = ["KINDS", "JobKind", "JobParams", "basic", "get_kind", "job_kind", "parse_params"]

@@ -1,0 +1,289 @@
+"""Live job state in Redis: the claim, the numbered event stream, heartbeats.
+
+Workers, the API and the recorder all go through this module; every state change is one Lua
+script, so it is atomic and checked against the lifecycle's transitions and the job's attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import redis
+
+from orchestrator.lifecycle import JobState, allowed_sources
+
+GLOBAL_EVENTS = "orch:events"
+RUNNING_SET = "orch:running"
+HYPERVISORS = "orch:hypervisors"
+RECORDER_GROUP = "recorder"
+# Live state outlives the job by this much; SQL keeps the history after that.
+LIVE_TTL_SECONDS = 24 * 3600
+
+
+def job_key(job_id: str) -> str:
+    return f"orch:job:{job_id}"
+
+
+def job_stream(job_id: str) -> str:
+    return f"orch:job:{job_id}:events"
+
+
+def heartbeat_key(hypervisor: str) -> str:
+    return f"orch:hb:{hypervisor}"
+
+
+# Shared by every script: append one event to the job's stream and the recorder's stream,
+# moving the job to a new state when one is given and the transition is allowed.
+_EMIT = """
+local function emit(job_id, attempt, state, sources, level, host, message, data, extra, now)
+  local jk = 'orch:job:' .. job_id
+  if state ~= '' then
+    local current = redis.call('HGET', jk, 'state') or 'pending'
+    if not string.find(' ' .. sources .. ' ', ' ' .. current .. ' ', 1, true) then
+      return {-2, current}
+    end
+    redis.call('HSET', jk, 'state', state, 'updated_at', now)
+  end
+  local seq = redis.call('HINCRBY', jk, 'seq', 1)
+  local fields = {'job', job_id, 'seq', seq, 'time', now, 'level', level,
+                  'message', message, 'attempt', attempt}
+  if host ~= '' then table.insert(fields, 'host'); table.insert(fields, host) end
+  if data ~= '' then table.insert(fields, 'data'); table.insert(fields, data) end
+  if state ~= '' then table.insert(fields, 'state'); table.insert(fields, state) end
+  for i = 1, #extra, 2 do table.insert(fields, extra[i]); table.insert(fields, extra[i + 1]) end
+  redis.call('XADD', jk .. ':events', 'MAXLEN', '~', 100000, '*', unpack(fields))
+  redis.call('XADD', 'orch:events', '*', unpack(fields))
+  return {seq}
+end
+local function stale(job_id, attempt)
+  local current = tonumber(redis.call('HGET', 'orch:job:' .. job_id, 'attempt') or '1')
+  return tonumber(attempt) < current
+end
+"""
+
+# ARGV: job_id attempt state sources level host message data now
+_EMIT_SCRIPT = _EMIT + """
+if stale(ARGV[1], ARGV[2]) then return {-1} end
+return emit(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], {}, ARGV[9])
+"""
+
+# ARGV: job_id attempt kind hypervisor message now sources
+_QUEUE_SCRIPT = _EMIT + """
+local jk = 'orch:job:' .. ARGV[1]
+if stale(ARGV[1], ARGV[2]) then return {-1} end
+local r = emit(ARGV[1], ARGV[2], 'queued', ARGV[7], 'info', '', ARGV[5], '', {}, ARGV[6])
+if r[1] > 0 then
+  redis.call('HSET', jk, 'attempt', ARGV[2], 'kind', ARGV[3], 'hypervisor', ARGV[4])
+  redis.call('SREM', 'orch:running', ARGV[1])
+end
+return r
+"""
+
+# ARGV: job_id attempt worker instance now sources message
+_CLAIM_SCRIPT = _EMIT + """
+local jk = 'orch:job:' .. ARGV[1]
+if stale(ARGV[1], ARGV[2]) then return {-1, 'stale'} end
+if redis.call('HGET', jk, 'claimed_attempt') == ARGV[2] then return {-1, 'duplicate'} end
+local r = emit(ARGV[1], ARGV[2], 'running', ARGV[6], 'info', '', ARGV[7], '', {}, ARGV[5])
+if r[1] < 0 then return r end
+redis.call('HSET', jk, 'claimed_attempt', ARGV[2], 'attempt', ARGV[2], 'worker', ARGV[3],
+           'instance', ARGV[4], 'started_at', ARGV[5])
+redis.call('SADD', 'orch:running', ARGV[1])
+return r
+"""
+
+# ARGV: job_id attempt state sources level message result error now ttl
+_FINISH_SCRIPT = _EMIT + """
+local jk = 'orch:job:' .. ARGV[1]
+if stale(ARGV[1], ARGV[2]) then return {-1} end
+local extra = {}
+if ARGV[7] ~= '' then extra = {'result', ARGV[7]} end
+if ARGV[8] ~= '' then table.insert(extra, 'error'); table.insert(extra, ARGV[8]) end
+local r = emit(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], '', ARGV[6], '', extra, ARGV[9])
+if r[1] < 0 then return r end
+redis.call('HSET', jk, 'finished_at', ARGV[9], 'result', ARGV[7], 'error', ARGV[8])
+redis.call('SREM', 'orch:running', ARGV[1])
+redis.call('EXPIRE', jk, ARGV[10])
+redis.call('EXPIRE', jk .. ':events', ARGV[10])
+return r
+"""
+
+
+class ClaimOutcome(str, Enum):
+    CLAIMED = "claimed"  # this delivery runs the job
+    DUPLICATE = "duplicate"  # this attempt was already claimed: a redelivery, do nothing
+    STALE = "stale"  # a newer attempt exists: do nothing
+    REFUSED = "refused"  # the job is in a state that cannot run (cancelled, finished)
+
+
+@dataclass(frozen=True)
+class Emitted:
+    seq: int | None  # None when nothing was written
+    current_state: str | None = None  # the state that refused the transition, if any
+
+
+class LiveState:
+    """Redis-side operations on jobs and hypervisors."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._emit = client.register_script(_EMIT_SCRIPT)
+        self._queue = client.register_script(_QUEUE_SCRIPT)
+        self._claim = client.register_script(_CLAIM_SCRIPT)
+        self._finish = client.register_script(_FINISH_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str) -> LiveState:
+        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30))
+
+    # --- job transitions -------------------------------------------------------------------
+    def mark_queued(
+        self, job_id: str, attempt: int, kind: str, hypervisor: str, message: str
+    ) -> Emitted:
+        """Record that attempt ``attempt`` is about to be published on its hypervisor's queue."""
+        sources = " ".join(allowed_sources(JobState.QUEUED))
+        raw = self._queue(
+            args=[job_id, attempt, kind, hypervisor, message, _now(), sources]
+        )
+        return _emitted(raw)
+
+    def claim(self, job_id: str, attempt: int, worker: str, instance: str) -> ClaimOutcome:
+        """Atomic compare-and-set on (job id, attempt): only one delivery of an attempt runs."""
+        sources = " ".join(allowed_sources(JobState.RUNNING))
+        message = f"running on {worker} (attempt {attempt})"
+        raw = self._claim(args=[job_id, attempt, worker, instance, _now(), sources, message])
+        if raw[0] > 0:
+            return ClaimOutcome.CLAIMED
+        if raw[0] == -1:
+            return ClaimOutcome(raw[1])
+        return ClaimOutcome.REFUSED
+
+    def event(
+        self,
+        job_id: str,
+        attempt: int,
+        message: str,
+        *,
+        level: str = "info",
+        host: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Emitted:
+        """Append one numbered event to the job's stream (nothing when the attempt is stale)."""
+        raw = self._emit(
+            args=[job_id, attempt, "", "", level, host or "", message, _json(data), _now()]
+        )
+        return _emitted(raw)
+
+    def finish(
+        self,
+        job_id: str,
+        attempt: int,
+        state: JobState,
+        message: str,
+        *,
+        result: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> Emitted:
+        """Move the job to a terminal state with its result or error."""
+        level = "info" if state is JobState.SUCCEEDED else "error"
+        raw = self._finish(
+            args=[
+                job_id, attempt, state.value, " ".join(allowed_sources(state)), level, message,
+                _json(result), _json(error), _now(), LIVE_TTL_SECONDS,
+            ]
+        )
+        return _emitted(raw)
+
+    def cancel_flag_key(self, job_id: str) -> str:
+        return f"orch:job:{job_id}:cancel"
+
+    # --- reading ---------------------------------------------------------------------------
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """The live fields of a job, decoded, or None when Redis has none."""
+        raw = self.redis.hgetall(job_key(job_id))
+        if not raw:
+            return None
+        decoded: dict[str, Any] = dict(raw)
+        for name in ("result", "error"):
+            decoded[name] = json.loads(raw[name]) if raw.get(name) else None
+        for name in ("attempt", "seq", "claimed_attempt"):
+            if name in raw:
+                decoded[name] = int(raw[name])
+        for name in ("started_at", "finished_at", "updated_at"):
+            if raw.get(name):
+                decoded[name] = float(raw[name])
+        return decoded
+
+    def events(self, job_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]] | None:
+        """Events with seq > ``after`` from the live stream; None when the stream is gone."""
+        key = job_stream(job_id)
+        entries = self.redis.xrange(key, count=None)
+        if not entries and not self.redis.exists(job_key(job_id)):
+            return None
+        decoded = (decode_event(fields) for _, fields in entries)
+        return [event for event in decoded if event["seq"] > after][:limit]
+
+    # --- hypervisors -----------------------------------------------------------------------
+    def beat(self, hypervisor: str, info: dict[str, Any], ttl: float) -> None:
+        """Publish a worker's heartbeat; it expires unless renewed within ``ttl`` seconds."""
+        payload = json.dumps({**info, "last_seen": time.time()})
+        pipe = self.redis.pipeline()
+        pipe.set(heartbeat_key(hypervisor), payload, px=int(ttl * 1000))
+        pipe.hset(HYPERVISORS, hypervisor, payload)
+        pipe.execute()
+
+    def heartbeat(self, hypervisor: str) -> dict[str, Any] | None:
+        raw = self.redis.get(heartbeat_key(hypervisor))
+        return json.loads(raw) if raw else None
+
+    def hypervisors(self) -> list[dict[str, Any]]:
+        """Every hypervisor ever seen, with ``alive`` true when its heartbeat is current."""
+        known = self.redis.hgetall(HYPERVISORS)
+        names = sorted(known)
+        alive = self.redis.mget([heartbeat_key(name) for name in names]) if names else []
+        items = []
+        for name, beat in zip(names, alive, strict=True):
+            info = json.loads(beat or known[name])
+            items.append({**info, "name": name, "alive": beat is not None})
+        return items
+
+    def running_jobs(self) -> list[dict[str, Any]]:
+        """Live state of every job currently claimed by a worker."""
+        return [job for job_id in self.redis.smembers(RUNNING_SET) if (job := self.job(job_id))]
+
+
+def decode_event(fields: dict[str, str]) -> dict[str, Any]:
+    """A stream entry as an event dict (``data``, ``result`` and ``error`` JSON-decoded)."""
+    event: dict[str, Any] = {
+        "job_id": fields["job"],
+        "seq": int(fields["seq"]),
+        "time": float(fields["time"]),
+        "level": fields["level"],
+        "message": fields["message"],
+        "attempt": int(fields["attempt"]),
+        "host": fields.get("host"),
+        "data": json.loads(fields["data"]) if "data" in fields else None,
+        "state": fields.get("state"),
+    }
+    for name in ("result", "error"):
+        if name in fields:
+            event[name] = json.loads(fields[name])
+    return event
+
+
+def _emitted(raw: list[Any]) -> Emitted:
+    if raw[0] > 0:
+        return Emitted(int(raw[0]))
+    return Emitted(None, raw[1] if len(raw) > 1 else None)
+
+
+def _json(value: Any) -> str:
+    return "" if value is None else json.dumps(value, default=str)
+
+
+def _now() -> str:
+    return repr(time.time())

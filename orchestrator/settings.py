@@ -1,0 +1,133 @@
+"""One typed settings object, read from ``ORCH_*`` environment variables and an optional TOML file.
+
+Nothing reads settings at import time: callers build a :class:`Settings` and pass it on.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+LOCAL_REDIS_PORT = 6399
+
+
+class Settings(BaseSettings):
+    """Every knob of the orchestrator, with defaults that run on one machine unconfigured."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="forbid")
+
+    config_file: Path | None = Field(None, description="Optional TOML file with these settings.")
+    var_dir: Path = Field(Path("./var"), description="State directory: SQLite, local Redis, logs.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite under var_dir."
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis for broker, results and live state; default a redis-server that "
+        "`orchestrator up` starts under var_dir on 127.0.0.1:6399.",
+    )
+
+    # The hypervisor a worker serves.
+    hypervisor: str = Field("local", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    libvirt_uri: str = "qemu:///system"
+    worker_concurrency: int = Field(8, ge=1, le=256)
+    cpu_mode: str = Field(
+        "host-passthrough",
+        description="Default guest CPU mode on this hypervisor (host-passthrough, host-model, "
+        "or a custom model name such as qemu64).",
+    )
+
+    # Liveness: workers beat every interval; a beat older than the TTL means the worker is gone.
+    heartbeat_interval: float = Field(5.0, gt=0)
+    heartbeat_ttl: float = Field(15.0, gt=0)
+
+    # Redelivery: a task unacked after visibility_timeout is handed to another worker, so no
+    # task may run longer than that (rule 2 of the design).
+    visibility_timeout: int = Field(3600, gt=0)
+    task_soft_time_limit: int = Field(3000, gt=0)
+    task_time_limit: int = Field(3300, gt=0)
+
+    recorder_lost_check_interval: float = Field(2.0, gt=0)
+    outbox_grace_seconds: float = Field(
+        2.0, ge=0, description="Age before the recorder republishes an unpublished job."
+    )
+    max_rerun_attempts: int = Field(2, ge=1, description="Attempts for kinds safe to re-run.")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    api_url: str | None = Field(None, description="Where clients reach the API.")
+    api_workers: int = Field(2, ge=1)
+    api_threads: int = Field(16, ge=1)
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    flower_port: int = Field(5555, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _time_limits_below_visibility(self) -> Settings:
+        if not self.task_soft_time_limit <= self.task_time_limit < self.visibility_timeout:
+            raise ValueError(
+                "task_soft_time_limit <= task_time_limit < visibility_timeout must hold, got "
+                f"{self.task_soft_time_limit}, {self.task_time_limit}, {self.visibility_timeout}"
+            )
+        if self.heartbeat_ttl <= self.heartbeat_interval:
+            raise ValueError("heartbeat_ttl must be longer than heartbeat_interval")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments win over the environment, which wins over the TOML file.
+        return (init_settings, env_settings, _TomlFileSource(settings_cls, env_settings))
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir.resolve() / 'orchestrator.db'}"
+
+    @property
+    def resolved_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
+
+    @property
+    def uses_local_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def resolved_api_url(self) -> str:
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def queue(self) -> str:
+        return queue_for(self.hypervisor)
+
+
+def queue_for(hypervisor: str) -> str:
+    """The Celery queue a hypervisor's worker consumes."""
+    return f"hv.{hypervisor}"
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``config_file`` (argument or ``ORCH_CONFIG_FILE``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = self.current_state.get("config_file") or self._env().get("config_file")
+        if not path:
+            return {}
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+        return data.get("orchestrator", data)

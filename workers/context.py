@@ -1,0 +1,68 @@
+"""What a job handler gets: its identity, a way to report events, the hypervisor, and undo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.livestate import LiveState
+from orchestrator.settings import Settings
+
+if TYPE_CHECKING:
+    import libvirt
+
+
+@dataclass
+class JobContext:
+    """One attempt of one job, as seen by the handler running it."""
+
+    job_id: str
+    attempt: int
+    kind: str
+    settings: Settings
+    live: LiveState
+    connect: Callable[[], libvirt.virConnect]
+    _undo: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+
+    @property
+    def hypervisor(self) -> str:
+        return self.settings.hypervisor
+
+    @property
+    def libvirt(self) -> libvirt.virConnect:
+        """This worker's libvirt connection, opened on first use (after Celery forked)."""
+        return self.connect()
+
+    def event(
+        self,
+        message: str,
+        *,
+        level: str = "info",
+        host: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Report progress; it reaches the API and SQL in order with a sequence number."""
+        self.live.event(self.job_id, self.attempt, message, level=level, host=host, data=data)
+
+    def created(self, description: str, undo: Callable[[], None]) -> None:
+        """Remember something this attempt created, so a failure later removes it again."""
+        self._undo.append((description, undo))
+
+    def keep_created(self) -> None:
+        """The job succeeded: what it created stays."""
+        self._undo.clear()
+
+    def undo_created(self) -> None:
+        """Remove, newest first, everything this attempt created; report each removal."""
+        while self._undo:
+            description, undo = self._undo.pop()
+            try:
+                undo()
+                self.event(f"removed {description} after the failure", level="warning")
+            except Exception as exc:  # keep undoing the rest; say what could not be removed
+                self.event(f"could not remove {description}: {exc}", level="error")
+
+    def cancel_requested(self) -> bool:
+        """Whether someone asked for this job to stop; long handlers check between steps."""
+        return bool(self.live.redis.exists(self.live.cancel_flag_key(self.job_id)))

@@ -1,0 +1,6 @@
+"""Job handlers by kind. Importing this package registers every handler."""
+
+from workers.handlers import basic
+from workers.handlers.registry import HANDLERS, Handler, handles
+
+__all__ = ["HANDLERS", "Handler", "basic", "handles"]
