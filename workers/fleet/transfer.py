@@ -1,0 +1,188 @@
+"""The modules that move files: ``copy`` (SFTP up, skipped when the checksum, mode and owner
+already match, renamed into place atomically) and ``fetch`` (a capped copy back to the worker,
+under a directory per host as Ansible does)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import posixpath
+import secrets
+import shlex
+import tempfile
+from dataclasses import dataclass
+
+from workers.fleet.calls import CopyCall, FetchCall
+from workers.fleet.connections import Connection
+from workers.fleet.errors import ModuleFailed
+from workers.fleet.modules import ModuleContext, ModuleOutcome, execute, open_sftp
+from workers.fleet.remote_command import CommandOutcome
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    checksum: str
+    mode: int
+    owner: str
+    group: str
+
+
+def copy(conn: Connection, call: CopyCall, ctx: ModuleContext) -> ModuleOutcome:
+    if not os.path.isfile(call.src):
+        raise ModuleFailed(f"copy source {call.src} is not a file on this worker")
+    checksum = local_sha256(call.src)
+    current = _stat_remote(conn, call.dest, ctx)
+    mode = int(call.mode, 8) if call.mode else (current.mode if current else 0o644)
+    data = {"dest": call.dest, "checksum": checksum, "mode": f"{mode:04o}"}
+    if current is not None and current.checksum == checksum:
+        if _attributes_match(current, call, mode):
+            return ModuleOutcome(failed=False, changed=False, data=data)
+        _run_or_fail(conn, _attribute_commands(call.dest, call, mode), ctx, "set mode/owner")
+        return ModuleOutcome(failed=False, changed=True, data=data)
+    _upload(conn, call, mode, ctx)
+    return ModuleOutcome(failed=False, changed=True, data=data)
+
+
+def fetch(conn: Connection, call: FetchCall, ctx: ModuleContext) -> ModuleOutcome:
+    local_path = os.path.join(call.dest, ctx.target.name, call.src.lstrip("/"))
+    size, checksum = _size_and_checksum(conn, call.src, ctx)
+    data = {"src": call.src, "dest": local_path, "checksum": checksum, "size": size}
+    if size > call.max_bytes:
+        raise ModuleFailed(f"{call.src} is {size} bytes, over max_bytes {call.max_bytes}")
+    if os.path.isfile(local_path) and local_sha256(local_path) == checksum:
+        return ModuleOutcome(failed=False, changed=False, data=data)
+    _receive(conn, call, ctx, local_path, checksum)
+    return ModuleOutcome(failed=False, changed=True, data=data)
+
+
+def _receive(
+    conn: Connection, call: FetchCall, ctx: ModuleContext, local_path: str, checksum: str
+) -> None:
+    """Stream the file into a temporary file beside ``local_path``, check it, rename it."""
+    os.makedirs(os.path.dirname(local_path), exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=os.path.dirname(local_path), prefix=".fetch-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            line = f"cat -- {shlex.quote(call.src)}"
+            outcome = execute(conn, line, ctx, cap=call.max_bytes, on_line=None, stdout_sink=handle)
+        _check_fetched(outcome, call, partial, checksum)
+        os.replace(partial, local_path)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
+def local_sha256(path: str) -> str:
+    """The file's sha256, computed once per file version (a copy to 100 hosts hashes once)."""
+    info = os.stat(path)
+    return _sha256(path, info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stat_remote(conn: Connection, dest: str, ctx: ModuleContext) -> RemoteFile | None:
+    """Checksum, mode and owner of ``dest``, or None when it does not exist (or is unreadable)."""
+    quoted = shlex.quote(dest)
+    line = f"sha256sum -- {quoted} && stat -c '%a %U %G' -- {quoted}"
+    outcome = execute(conn, line, ctx, on_line=None)
+    if outcome.rc != 0:
+        return None
+    lines = outcome.text("stdout").splitlines()
+    try:
+        mode, owner, group = lines[-1].split()
+        return RemoteFile(lines[0].split()[0], int(mode, 8), owner, group)
+    except (IndexError, ValueError):
+        return None
+
+
+def _attributes_match(current: RemoteFile, call: CopyCall, mode: int) -> bool:
+    return (
+        current.mode == mode
+        and (call.owner is None or current.owner == call.owner)
+        and (call.group is None or current.group == call.group)
+    )
+
+
+def _attribute_commands(path: str, call: CopyCall, mode: int) -> str:
+    quoted = shlex.quote(path)
+    commands = [f"chmod {mode:04o} -- {quoted}"]
+    if call.owner or call.group:
+        spec = (call.owner or "") + (f":{call.group}" if call.group else "")
+        commands.append(f"chown {shlex.quote(spec)} -- {quoted}")
+    return " && ".join(commands)
+
+
+def _upload(conn: Connection, call: CopyCall, mode: int, ctx: ModuleContext) -> None:
+    """Write beside ``dest`` under a temporary name, set mode and owner, then rename: readers
+    see the old file or the new one, never half of it. With become, the login user uploads
+    to remote_tmp and the become user moves the file into place."""
+    token = secrets.token_hex(8)
+    beside = posixpath.join(
+        posixpath.dirname(call.dest), f".{posixpath.basename(call.dest)}.fleet-{token}.tmp"
+    )
+    staged = (
+        posixpath.join(ctx.options.remote_tmp, f".fleet-copy-{token}")
+        if ctx.target.become
+        else beside
+    )
+    sftp = open_sftp(conn, ctx)
+    try:
+        with open(call.src, "rb") as local:
+            sftp.putfo(local, staged, file_size=os.path.getsize(call.src), confirm=True)
+    except OSError as exc:
+        raise ModuleFailed(f"upload to {staged} failed: {exc}") from None
+    finally:
+        sftp.close()
+    steps = [
+        _attribute_commands(beside, call, mode),
+        f"mv -f -- {shlex.quote(beside)} {shlex.quote(call.dest)}",
+    ]
+    if staged != beside:
+        steps.insert(0, f"cp -- {shlex.quote(staged)} {shlex.quote(beside)}")
+    script = " && ".join(steps)
+    cleanup = f"rm -f -- {shlex.quote(beside)}"
+    if staged != beside:
+        # The staged file belongs to the login user; remove it whatever the become step did.
+        script = f"{script}; rc=$?; {cleanup}; exit $rc"
+    else:
+        script = f"{script} || {{ rc=$?; {cleanup}; exit $rc; }}"
+    try:
+        _run_or_fail(conn, script, ctx, f"install {call.dest}")
+    finally:
+        if staged != beside:
+            execute(conn, f"rm -f -- {shlex.quote(staged)}", ctx, on_line=None)
+
+
+def _run_or_fail(conn: Connection, line: str, ctx: ModuleContext, what: str) -> None:
+    outcome = execute(conn, line, ctx, on_line=None)
+    if outcome.rc != 0:
+        reason = outcome.text("stderr").strip() or f"return code {outcome.rc}"
+        raise ModuleFailed(f"could not {what}: {reason}")
+
+
+def _size_and_checksum(conn: Connection, src: str, ctx: ModuleContext) -> tuple[int, str]:
+    quoted = shlex.quote(src)
+    outcome = execute(conn, f"stat -c %s -- {quoted} && sha256sum -- {quoted}", ctx, on_line=None)
+    lines = outcome.text("stdout").split()
+    if outcome.rc != 0 or len(lines) < 2:
+        reason = outcome.text("stderr").strip() or f"return code {outcome.rc}"
+        raise ModuleFailed(f"cannot read {src}: {reason}")
+    return int(lines[0]), lines[1]
+
+
+def _check_fetched(outcome: CommandOutcome, call: FetchCall, path: str, checksum: str) -> None:
+    if outcome.timed_out or outcome.rc != 0:
+        reason = outcome.text("stderr").strip() or f"return code {outcome.rc}"
+        raise ModuleFailed(f"reading {call.src} failed: {reason}")
+    if outcome.stdout_truncated:
+        raise ModuleFailed(f"{call.src} grew past max_bytes {call.max_bytes} while fetching")
+    if local_sha256(path) != checksum:
+        raise ModuleFailed(f"{call.src} changed while it was fetched; try again")
