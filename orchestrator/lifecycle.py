@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     PENDING = "pending"  # stored in SQL, not yet handed to the broker
     QUEUED = "queued"  # published on its hypervisor's queue
     RUNNING = "running"  # claimed by a worker for the current attempt

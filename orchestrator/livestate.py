@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -30,6 +30,10 @@ def job_key(job_id: str) -> str:
 
 def job_stream(job_id: str) -> str:
     return f"orch:job:{job_id}:events"
+
+
+def done_channel(job_id: str) -> str:
+    return f"orch:done:{job_id}"
 
 
 def heartbeat_key(hypervisor: str) -> str:
@@ -66,13 +70,18 @@ end
 """
 
 # ARGV: job_id attempt state sources level host message data now
-_EMIT_SCRIPT = _EMIT + """
+_EMIT_SCRIPT = (
+    _EMIT
+    + """
 if stale(ARGV[1], ARGV[2]) then return {-1} end
 return emit(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], {}, ARGV[9])
 """
+)
 
 # ARGV: job_id attempt kind hypervisor message now sources
-_QUEUE_SCRIPT = _EMIT + """
+_QUEUE_SCRIPT = (
+    _EMIT
+    + """
 local jk = 'orch:job:' .. ARGV[1]
 if stale(ARGV[1], ARGV[2]) then return {-1} end
 local r = emit(ARGV[1], ARGV[2], 'queued', ARGV[7], 'info', '', ARGV[5], '', {}, ARGV[6])
@@ -82,22 +91,28 @@ if r[1] > 0 then
 end
 return r
 """
+)
 
-# ARGV: job_id attempt worker instance now sources message
-_CLAIM_SCRIPT = _EMIT + """
+# ARGV: job_id attempt worker instance now sources message data
+_CLAIM_SCRIPT = (
+    _EMIT
+    + """
 local jk = 'orch:job:' .. ARGV[1]
 if stale(ARGV[1], ARGV[2]) then return {-1, 'stale'} end
 if redis.call('HGET', jk, 'claimed_attempt') == ARGV[2] then return {-1, 'duplicate'} end
-local r = emit(ARGV[1], ARGV[2], 'running', ARGV[6], 'info', '', ARGV[7], '', {}, ARGV[5])
+local r = emit(ARGV[1], ARGV[2], 'running', ARGV[6], 'info', '', ARGV[7], ARGV[8], {}, ARGV[5])
 if r[1] < 0 then return r end
 redis.call('HSET', jk, 'claimed_attempt', ARGV[2], 'attempt', ARGV[2], 'worker', ARGV[3],
            'instance', ARGV[4], 'started_at', ARGV[5])
 redis.call('SADD', 'orch:running', ARGV[1])
 return r
 """
+)
 
 # ARGV: job_id attempt state sources level message result error now ttl
-_FINISH_SCRIPT = _EMIT + """
+_FINISH_SCRIPT = (
+    _EMIT
+    + """
 local jk = 'orch:job:' .. ARGV[1]
 if stale(ARGV[1], ARGV[2]) then return {-1} end
 local extra = {}
@@ -109,11 +124,13 @@ redis.call('HSET', jk, 'finished_at', ARGV[9], 'result', ARGV[7], 'error', ARGV[
 redis.call('SREM', 'orch:running', ARGV[1])
 redis.call('EXPIRE', jk, ARGV[10])
 redis.call('EXPIRE', jk .. ':events', ARGV[10])
+redis.call('PUBLISH', 'orch:done:' .. ARGV[1], ARGV[3])
 return r
 """
+)
 
 
-class ClaimOutcome(str, Enum):
+class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"  # this delivery runs the job
     DUPLICATE = "duplicate"  # this attempt was already claimed: a redelivery, do nothing
     STALE = "stale"  # a newer attempt exists: do nothing
@@ -130,7 +147,9 @@ class LiveState:
     """Redis-side operations on jobs and hypervisors."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self.redis = client
+        # redis-py types every reply as "value or awaitable" (one stub for sync and async
+        # clients); this client is synchronous, so replies are used as plain values.
+        self.redis: Any = client
         self._emit = client.register_script(_EMIT_SCRIPT)
         self._queue = client.register_script(_QUEUE_SCRIPT)
         self._claim = client.register_script(_CLAIM_SCRIPT)
@@ -138,7 +157,14 @@ class LiveState:
 
     @classmethod
     def from_url(cls, url: str) -> LiveState:
-        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30))
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            health_check_interval=30,
+            socket_connect_timeout=2,
+            socket_timeout=10,
+        )
+        return cls(client)
 
     # --- job transitions -------------------------------------------------------------------
     def mark_queued(
@@ -146,16 +172,15 @@ class LiveState:
     ) -> Emitted:
         """Record that attempt ``attempt`` is about to be published on its hypervisor's queue."""
         sources = " ".join(allowed_sources(JobState.QUEUED))
-        raw = self._queue(
-            args=[job_id, attempt, kind, hypervisor, message, _now(), sources]
-        )
+        raw = self._queue(args=[job_id, attempt, kind, hypervisor, message, _now(), sources])
         return _emitted(raw)
 
     def claim(self, job_id: str, attempt: int, worker: str, instance: str) -> ClaimOutcome:
         """Atomic compare-and-set on (job id, attempt): only one delivery of an attempt runs."""
         sources = " ".join(allowed_sources(JobState.RUNNING))
         message = f"running on {worker} (attempt {attempt})"
-        raw = self._claim(args=[job_id, attempt, worker, instance, _now(), sources, message])
+        data = _json({"worker": worker})
+        raw = self._claim(args=[job_id, attempt, worker, instance, _now(), sources, message, data])
         if raw[0] > 0:
             return ClaimOutcome.CLAIMED
         if raw[0] == -1:
@@ -192,8 +217,16 @@ class LiveState:
         level = "info" if state is JobState.SUCCEEDED else "error"
         raw = self._finish(
             args=[
-                job_id, attempt, state.value, " ".join(allowed_sources(state)), level, message,
-                _json(result), _json(error), _now(), LIVE_TTL_SECONDS,
+                job_id,
+                attempt,
+                state.value,
+                " ".join(allowed_sources(state)),
+                level,
+                message,
+                _json(result),
+                _json(error),
+                _now(),
+                LIVE_TTL_SECONDS,
             ]
         )
         return _emitted(raw)
@@ -201,13 +234,32 @@ class LiveState:
     def cancel_flag_key(self, job_id: str) -> str:
         return f"orch:job:{job_id}:cancel"
 
+    def request_cancel(self, job_id: str) -> None:
+        """Ask the worker running the job to stop at its next check."""
+        self.redis.set(self.cancel_flag_key(job_id), "1", ex=LIVE_TTL_SECONDS)
+
+    def wait_finished(self, job_id: str, timeout: float) -> dict[str, Any] | None:
+        """The job's live state once it is terminal, or as it is when ``timeout`` runs out."""
+        deadline = time.monotonic() + timeout
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(done_channel(job_id))  # before reading: no finish slips between
+            while True:
+                state = self.job(job_id)
+                left = deadline - time.monotonic()
+                if state is None or JobState(state["state"]).is_terminal or left <= 0:
+                    return state
+                pubsub.get_message(timeout=min(left, 1.0))
+        finally:
+            pubsub.close()
+
     # --- reading ---------------------------------------------------------------------------
     def job(self, job_id: str) -> dict[str, Any] | None:
         """The live fields of a job, decoded, or None when Redis has none."""
         raw = self.redis.hgetall(job_key(job_id))
         if not raw:
             return None
-        decoded: dict[str, Any] = dict(raw)
+        decoded: dict[str, Any] = {"id": job_id, **raw}
         for name in ("result", "error"):
             decoded[name] = json.loads(raw[name]) if raw.get(name) else None
         for name in ("attempt", "seq", "claimed_attempt"):

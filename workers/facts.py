@@ -68,7 +68,7 @@ def read_facts(conn: libvirt.virConnect) -> dict[str, Any]:
 
 
 def _pool_facts(pool: libvirt.virStoragePool) -> dict[str, Any]:
-    state, capacity, allocation, available = pool.info()
+    _, capacity, allocation, available = pool.info()
     return {
         "name": pool.name(),
         "active": bool(pool.isActive()),

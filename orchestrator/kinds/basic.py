@@ -13,7 +13,9 @@ from orchestrator.kinds.registry import JobParams, job_kind
     safe_to_rerun=True,
 )
 class PingParams(JobParams):
-    delay: float = Field(0.0, ge=0, le=3600, description="Seconds the worker waits before answering.")
+    delay: float = Field(
+        0.0, ge=0, le=3600, description="Seconds the worker waits before answering."
+    )
     message: str = Field("pong", max_length=1024)
 
 

@@ -1,0 +1,26 @@
+"""The HTTP API: a Flask app factory and its blueprints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from api import health, hypervisors, jobs, meta, problems
+from api.services import Services
+from orchestrator.settings import Settings
+
+
+def create_app(
+    settings: Settings | None = None, test_config: dict[str, Any] | None = None
+) -> Flask:
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    if test_config:
+        app.config.update(test_config)
+    Services.from_settings(settings).init_app(app)
+    problems.init_app(app)
+    for module in (jobs, hypervisors, health, meta):
+        app.register_blueprint(module.bp)
+    return app

@@ -1,0 +1,111 @@
+"""``/v1/jobs``: submit, read, list, follow events, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, jsonify, request
+
+from api.requests import float_arg, int_arg, json_body
+from api.services import services
+from orchestrator import jobstore
+from orchestrator.errors import Conflict, InvalidInput
+from orchestrator.jobview import event_from_live, event_from_row, job_document
+from orchestrator.lifecycle import JobState
+from orchestrator.models import Job
+from orchestrator.submission import JobRequest
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+
+MAX_WAIT_SECONDS = 300.0
+_FILTERS = ("state", "kind", "hypervisor")
+
+
+@bp.post("")
+def submit() -> tuple[Response, int, dict[str, str]]:
+    job_request = JobRequest.parse(json_body())
+    submitter = request.headers.get("X-Submitter", "anonymous")[:128]
+    key = request.headers.get("Idempotency-Key")
+    job, created = services().submitter.submit(job_request, submitter, key)
+    headers = {"Location": f"/v1/jobs/{job.id}"}
+    return jsonify(_document(job)), 202 if created else 200, headers
+
+
+@bp.get("/<job_id>")
+def show(job_id: str) -> Response:
+    """One job; ``?wait=SECONDS`` holds the answer until the job finishes (CI's POST-and-wait)."""
+    wait = float_arg("wait", 0.0, maximum=MAX_WAIT_SECONDS)
+    svc = services()
+    with svc.sessions() as session:
+        job = jobstore.get_job(session, job_id)
+    live = svc.live.wait_finished(job_id, wait) if wait else _live(job_id)
+    return jsonify(job_document(job, live))
+
+
+@bp.get("")
+def index() -> Response:
+    limit = int_arg("limit", 50, minimum=1, maximum=500)
+    filters = {name: request.args[name] for name in _FILTERS if request.args.get(name)}
+    if "state" in filters and filters["state"] not in {s.value for s in JobState}:
+        states = ", ".join(s.value for s in JobState)
+        raise InvalidInput(
+            f"unknown state {filters['state']!r}",
+            errors=[{"field": "state", "message": f"must be one of: {states}"}],
+        )
+    with services().sessions() as session:
+        jobs, cursor = jobstore.list_jobs(
+            session, filters=filters, cursor=request.args.get("cursor"), limit=limit
+        )
+    return jsonify({"items": [_document(job) for job in jobs], "next_cursor": cursor})
+
+
+@bp.get("/<job_id>/events")
+def events(job_id: str) -> Response:
+    after = int_arg("after", 0)
+    limit = int_arg("limit", 1000, minimum=1, maximum=10000)
+    svc = services()
+    with svc.sessions() as session:
+        jobstore.get_job(session, job_id)
+        live = _live_events(job_id, after, limit)
+        if live is not None:
+            items = [event_from_live(event) for event in live]
+        else:
+            items = [event_from_row(r) for r in jobstore.list_events(session, job_id, after, limit)]
+    return jsonify({"items": items, "last_seq": items[-1]["seq"] if items else after})
+
+
+@bp.post("/<job_id>/cancel")
+def cancel(job_id: str) -> tuple[Response, int]:
+    """Withdraw a job that has not started; ask a running one to stop."""
+    svc = services()
+    with svc.sessions() as session:
+        job = jobstore.get_job(session, job_id)
+        doc = job_document(job, _live(job_id))
+        state = JobState(doc["state"])
+        if state.is_terminal:
+            raise Conflict(f"job {job_id} already {state.value}")
+        if state is JobState.RUNNING:
+            svc.live.request_cancel(job_id)
+            return jsonify({**doc, "cancel_requested": True}), 202
+        svc.live.finish(job_id, doc["attempt"], JobState.CANCELLED, "cancelled")
+        jobstore.cancel_pending(session, job_id)
+    return jsonify(_document(job)), 200
+
+
+def _document(job: Job) -> dict[str, Any]:
+    return job_document(job, _live(job.id))
+
+
+def _live(job_id: str) -> dict[str, Any] | None:
+    try:
+        return services().live.job(job_id)
+    except redis.RedisError:
+        return None  # Redis down: SQL alone answers
+
+
+def _live_events(job_id: str, after: int, limit: int) -> list[dict[str, Any]] | None:
+    try:
+        return services().live.events(job_id, after, limit)
+    except redis.RedisError:
+        return None

@@ -1,0 +1,42 @@
+"""The Celery app factory. Built from settings, never at import time."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from orchestrator.settings import Settings
+
+RUN_JOB_TASK = "orchestrator.run_job"
+
+
+def create_celery(settings: Settings, name: str = "orchestrator") -> Celery:
+    """A Celery app on the settings' Redis, with the reliability rules of the design applied."""
+    app = Celery(name)
+    url = settings.resolved_redis_url
+    # Redelivery of unacknowledged tasks is driven by the visibility timeout; Celery reads it
+    # from the broker's and the result backend's transport options, so both carry it.
+    transport = {"visibility_timeout": settings.visibility_timeout}
+    app.conf.update(
+        broker_url=url,
+        result_backend=url,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=24 * 3600,
+        task_default_queue=settings.queue,
+        task_create_missing_queues=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        broker_pool_limit=None,
+    )
+    return app

@@ -1,0 +1,163 @@
+"""The ``orchestrator`` command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from orchestrator.settings import Settings
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Provision VMs and run fleet tasks across KVM hypervisors."""
+    ctx.obj = {}
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@main.command()
+@click.option("--host", help="Listen address (ORCH_API_HOST).")
+@click.option("--port", type=int, help="Listen port (ORCH_API_PORT).")
+def api(host: str | None, port: int | None) -> None:
+    """Serve the HTTP API."""
+    from orchestrator.serve import serve_api
+
+    serve_api(_settings(api_host=host, api_port=port))
+
+
+@main.command()
+@click.option("--hypervisor", help="Name of the hypervisor this worker serves (queue hv.NAME).")
+@click.option("--libvirt-uri", help="libvirt URI of that hypervisor.")
+@click.option("--concurrency", type=int, help="Jobs run at once.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(
+    hypervisor: str | None, libvirt_uri: str | None, concurrency: int | None, loglevel: str
+) -> None:
+    """Run a Celery worker for one hypervisor."""
+    from workers.app import run_worker
+
+    run_worker(
+        _settings(hypervisor=hypervisor, libvirt_uri=libvirt_uri, worker_concurrency=concurrency),
+        loglevel,
+    )
+
+
+@main.command()
+def recorder() -> None:
+    """Publish the outbox, persist job events, and reconcile lost jobs."""
+    from orchestrator.serve import run_recorder
+
+    run_recorder(_settings())
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from orchestrator.db import upgrade
+
+    settings = _settings()
+    upgrade(settings.resolved_database_url, revision)
+    click.echo(f"database at {settings.resolved_database_url} is at {revision}")
+
+
+@main.command()
+@click.option("--flower/--no-flower", default=True, help="Also start Flower.")
+def up(flower: bool) -> None:
+    """Run the whole local stack in the foreground until interrupted."""
+    from orchestrator.stack import running_stack
+
+    settings = _settings()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with running_stack(settings, flower=flower) as stack:
+        click.echo(f"API     {settings.resolved_api_url}")
+        if flower:
+            click.echo(f"Flower  {stack.flower_url}")
+        click.echo(f"Redis   {settings.resolved_redis_url}")
+        click.echo(f"SQL     {settings.resolved_database_url}")
+        click.echo(f"Logs    {stack.logs}")
+        click.echo("Ctrl-C stops everything.")
+        stop.wait()
+
+
+@main.command()
+def demo() -> None:
+    """Start the stack, run real jobs through the API, print their results, stop."""
+    from orchestrator.demo import run_demo
+
+    sys.exit(run_demo(_settings()))
+
+
+@main.command()
+@click.argument("kind")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter; VALUE is read as JSON when it parses, else as a string.",
+)
+@click.option("--hypervisor", help="Hypervisor to run on.")
+@click.option("--wait/--no-wait", default=False, help="Wait for the job to finish.")
+@click.option("--timeout", type=float, default=300.0, show_default=True)
+def submit(
+    kind: str, params: tuple[str, ...], hypervisor: str | None, wait: bool, timeout: float
+) -> None:
+    """Submit a job of KIND through the API."""
+    from orchestrator.client import ApiClient
+
+    client = ApiClient(_settings().resolved_api_url)
+    body: dict[str, Any] = {"kind": kind, "params": parse_params(params)}
+    if hypervisor:
+        body["hypervisor"] = hypervisor
+    job = client.submit(body)
+    if wait:
+        job = client.wait(job["id"], timeout)
+    click.echo(json.dumps(job, indent=2))
+    if wait and job["state"] != "succeeded":
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--state")
+@click.option("--kind")
+@click.option("--hypervisor")
+@click.option("--limit", type=int, default=20, show_default=True)
+def jobs(state: str | None, kind: str | None, hypervisor: str | None, limit: int) -> None:
+    """List recent jobs."""
+    from orchestrator.client import ApiClient
+
+    client = ApiClient(_settings().resolved_api_url)
+    filters = {"state": state, "kind": kind, "hypervisor": hypervisor, "limit": limit}
+    for job in client.list_jobs({k: v for k, v in filters.items() if v is not None}):
+        click.echo(f"{job['id']}  {job['state']:<9} {job['kind']:<20} {job['hypervisor']}")
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params

@@ -1,0 +1,227 @@
+"""SQL side of jobs: create with outbox, read and page, and apply the events workers report."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import InvalidInput, NotFound
+from orchestrator.ids import new_job_id
+from orchestrator.lifecycle import JobState
+from orchestrator.models import Job, JobEvent, OutboxEntry
+
+
+@dataclass(frozen=True)
+class NewJob:
+    kind: str
+    params: dict[str, Any]
+    hypervisor: str
+    submitter: str
+    idempotency_key: str | None = None
+    rerun_on_loss: bool = False
+
+
+def create_job(session: Session, new: NewJob) -> tuple[Job, bool]:
+    """Store the job and its outbox row in one transaction; returns (job, created).
+
+    A repeated idempotency key returns the earlier job when the request is the same, and is
+    a 422 when it is not (draft-ietf-httpapi-idempotency-key-header).
+    """
+    if new.idempotency_key and (earlier := _by_idempotency_key(session, new)):
+        return _same_request(earlier, new), False
+    now = utcnow()
+    job = Job(
+        id=new_job_id(),
+        kind=new.kind,
+        params=new.params,
+        state=JobState.PENDING.value,
+        attempt=1,
+        rerun_on_loss=new.rerun_on_loss,
+        hypervisor=new.hypervisor,
+        submitter=new.submitter,
+        idempotency_key=new.idempotency_key,
+        created_at=now,
+        updated_at=now,
+        last_seq=0,
+    )
+    session.add(job)
+    session.add(OutboxEntry(job_id=job.id, attempt=1, created_at=now))
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent request with the same idempotency key won
+        session.rollback()
+        earlier = _by_idempotency_key(session, new)
+        if earlier is None:
+            raise
+        return _same_request(earlier, new), False
+    return job, True
+
+
+def enqueue_attempt(session: Session, job_id: str, attempt: int) -> None:
+    """Write the outbox row for a re-run attempt (the recorder publishes it)."""
+    session.add(OutboxEntry(job_id=job_id, attempt=attempt, created_at=utcnow()))
+    session.execute(update(Job).where(Job.id == job_id).values(attempt=attempt))
+    session.commit()
+
+
+def cancel_pending(session: Session, job_id: str) -> None:
+    """Cancel in SQL a job not yet running (Redis may be down: the outbox then skips it)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_([JobState.PENDING.value, JobState.QUEUED.value]))
+        .values(state=JobState.CANCELLED.value, finished_at=utcnow(), updated_at=utcnow())
+    )
+    session.commit()
+
+
+def mark_published(session: Session, job_id: str, attempt: int) -> None:
+    session.execute(
+        delete(OutboxEntry).where(OutboxEntry.job_id == job_id, OutboxEntry.attempt == attempt)
+    )
+    session.commit()
+
+
+def due_outbox(session: Session, older_than: float, limit: int = 500) -> list[tuple[Job, int]]:
+    """Outbox rows older than ``older_than`` seconds, with their jobs, oldest first."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    rows = session.execute(
+        select(Job, OutboxEntry.attempt)
+        .join(OutboxEntry, OutboxEntry.job_id == Job.id)
+        .where(OutboxEntry.created_at <= cutoff)
+        .order_by(OutboxEntry.id)
+        .limit(limit)
+    ).all()
+    return [(job, attempt) for job, attempt in rows]
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
+def list_jobs(
+    session: Session, *, filters: dict[str, str], cursor: str | None, limit: int
+) -> tuple[list[Job], str | None]:
+    """Newest first; returns the page and the cursor of the next page (None at the end)."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit + 1)
+    for name, value in filters.items():
+        query = query.where(getattr(Job, name) == value)
+    if cursor:
+        query = query.where(Job.id < decode_cursor(cursor))
+    jobs = list(session.scalars(query))
+    if len(jobs) <= limit:
+        return jobs, None
+    return jobs[:limit], encode_cursor(jobs[limit - 1].id)
+
+
+def list_events(session: Session, job_id: str, after: int, limit: int) -> list[JobEvent]:
+    query = (
+        select(JobEvent)
+        .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+        .order_by(JobEvent.seq)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def apply_events(session: Session, events: Iterable[dict[str, Any]]) -> int:
+    """Persist reported events (duplicates ignored) and move job rows forward; one commit."""
+    stored = 0
+    for event in events:
+        if session.get(Job, event["job_id"]) is None:
+            continue  # the job's row was never written (a foreign or purged job)
+        if _event_exists(session, event["job_id"], event["seq"]):
+            continue
+        session.add(_event_row(event))
+        if event.get("state"):
+            _apply_state(session, event)
+        stored += 1
+    session.commit()
+    return stored
+
+
+def encode_cursor(job_id: str) -> str:
+    return base64.urlsafe_b64encode(job_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(
+            "cursor is not one this API issued",
+            errors=[{"field": "cursor", "message": "must be a next_cursor value from a page"}],
+        ) from None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _by_idempotency_key(session: Session, new: NewJob) -> Job | None:
+    return session.scalar(
+        select(Job).where(
+            Job.submitter == new.submitter, Job.idempotency_key == new.idempotency_key
+        )
+    )
+
+
+def _same_request(earlier: Job, new: NewJob) -> Job:
+    if (earlier.kind, earlier.params, earlier.hypervisor) != (new.kind, new.params, new.hypervisor):
+        raise InvalidInput(
+            f"Idempotency-Key {new.idempotency_key!r} was used for a different request "
+            f"(job {earlier.id})",
+            errors=[{"field": "Idempotency-Key", "message": "reused with a different body"}],
+        )
+    return earlier
+
+
+def _event_exists(session: Session, job_id: str, seq: int) -> bool:
+    query = select(JobEvent.id).where(JobEvent.job_id == job_id, JobEvent.seq == seq)
+    return session.scalar(query) is not None
+
+
+def _event_row(event: dict[str, Any]) -> JobEvent:
+    return JobEvent(
+        job_id=event["job_id"],
+        seq=event["seq"],
+        time=_from_epoch(event["time"]),
+        level=event["level"],
+        attempt=event["attempt"],
+        host=event.get("host"),
+        state=event.get("state"),
+        message=event["message"],
+        data=event.get("data"),
+    )
+
+
+def _apply_state(session: Session, event: dict[str, Any]) -> None:
+    state = JobState(event["state"])
+    at = _from_epoch(event["time"])
+    values: dict[str, Any] = {
+        "state": state.value,
+        "attempt": event["attempt"],
+        "last_seq": event["seq"],
+        "updated_at": at,
+    }
+    if state is JobState.RUNNING:
+        worker = (event.get("data") or {}).get("worker")
+        values.update(started_at=at, worker=worker, finished_at=None)
+    if state.is_terminal:
+        values.update(finished_at=at, result=event.get("result"), error=event.get("error"))
+    session.execute(
+        update(Job).where(Job.id == event["job_id"], Job.last_seq < event["seq"]).values(**values)
+    )
+
+
+def _from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

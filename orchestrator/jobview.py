@@ -1,0 +1,75 @@
+"""The job and event documents the API returns: the SQL record overlaid with live Redis state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.models import Job, JobEvent
+
+_LIVE_FIELDS = ("state", "attempt", "worker", "result", "error")
+
+
+def job_document(job: Job, live: dict[str, Any] | None) -> dict[str, Any]:
+    """One job as the API shows it. Redis is newer than SQL while the recorder catches up."""
+    doc: dict[str, Any] = {
+        "id": job.id,
+        "kind": job.kind,
+        "params": job.params,
+        "hypervisor": job.hypervisor,
+        "state": job.state,
+        "attempt": job.attempt,
+        "submitter": job.submitter,
+        "idempotency_key": job.idempotency_key,
+        "on_worker_lost": "rerun" if job.rerun_on_loss else "fail",
+        "worker": job.worker,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "result": job.result,
+        "error": job.error,
+    }
+    if live and live.get("seq", 0) > job.last_seq and "state" in live:
+        doc.update({name: live.get(name, doc[name]) for name in _LIVE_FIELDS})
+        doc["started_at"] = _iso_epoch(live.get("started_at")) or doc["started_at"]
+        doc["finished_at"] = _iso_epoch(live.get("finished_at")) or doc["finished_at"]
+    doc["links"] = {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}
+    return doc
+
+
+def event_from_row(row: JobEvent) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "time": _iso(row.time),
+        "level": row.level,
+        "attempt": row.attempt,
+        "host": row.host,
+        "state": row.state,
+        "message": row.message,
+        "data": row.data,
+    }
+
+
+def event_from_live(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": event["seq"],
+        "time": _iso_epoch(event["time"]),
+        "level": event["level"],
+        "attempt": event["attempt"],
+        "host": event.get("host"),
+        "state": event.get("state"),
+        "message": event["message"],
+        "data": event.get("data"),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def _iso_epoch(value: float | None) -> str | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC).isoformat()

@@ -1,0 +1,116 @@
+"""The OpenAPI 3.1 document, generated from the pydantic models the API validates with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.kinds import KINDS
+from orchestrator.submission import JobRequest
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def openapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        "JobRequest": JobRequest.model_json_schema(),
+        "Problem": _problem_schema(),
+    }
+    for kind in KINDS.values():
+        schemas[_params_name(kind.name)] = kind.params.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "KVM orchestrator", "version": "1"},
+        "paths": _paths(),
+        "components": {"schemas": schemas},
+    }
+
+
+def _params_name(kind: str) -> str:
+    return "Params_" + kind.replace(".", "_").replace("-", "_")
+
+
+def _problem_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    }
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {
+        str(code): {
+            "description": "problem",
+            "content": {"application/problem+json": {"schema": _PROBLEM}},
+        }
+        for code in codes
+    }
+
+
+def _paths() -> dict[str, Any]:
+    ok = {"200": {"description": "OK"}}
+    return {
+        "/v1/jobs": {
+            "post": {
+                "summary": "Submit a job",
+                "parameters": [
+                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
+                    {"name": "X-Submitter", "in": "header", "schema": {"type": "string"}},
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}}
+                    },
+                },
+                "responses": {
+                    "202": {"description": "accepted; Location names the job"},
+                    "200": {"description": "the earlier job with this Idempotency-Key"},
+                    **_errors(400, 413, 422),
+                },
+            },
+            "get": {
+                "summary": "List jobs, newest first",
+                "parameters": [
+                    {"name": name, "in": "query", "schema": {"type": "string"}}
+                    for name in ("state", "kind", "hypervisor", "cursor")
+                ]
+                + [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {**ok, **_errors(422)},
+            },
+        },
+        "/v1/jobs/{id}": {
+            "get": {
+                "summary": "One job; ?wait=SECONDS waits for it to finish",
+                "parameters": [{"name": "wait", "in": "query", "schema": {"type": "number"}}],
+                "responses": {**ok, **_errors(404, 422)},
+            }
+        },
+        "/v1/jobs/{id}/events": {
+            "get": {
+                "summary": "The job's numbered events after ?after=N",
+                "responses": {**ok, **_errors(404, 422)},
+            }
+        },
+        "/v1/jobs/{id}/cancel": {
+            "post": {"summary": "Cancel a job", "responses": {**ok, **_errors(404, 409)}}
+        },
+        "/v1/hypervisors": {"get": {"summary": "Hypervisors from heartbeats", "responses": ok}},
+        "/v1/health": {"get": {"summary": "SQL and Redis checks", "responses": ok}},
+        "/v1/kinds": {"get": {"summary": "Job kinds and their parameters", "responses": ok}},
+    }

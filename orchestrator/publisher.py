@@ -1,0 +1,38 @@
+"""Hands a stored job attempt to its hypervisor's queue, with ``task_id`` = job id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from orchestrator.celery_app import RUN_JOB_TASK
+from orchestrator.livestate import LiveState
+from orchestrator.settings import queue_for
+
+
+def publish_attempt(
+    celery: Celery,
+    live: LiveState,
+    *,
+    job_id: str,
+    attempt: int,
+    kind: str,
+    hypervisor: str,
+    params: dict[str, Any],
+    reason: str = "queued",
+) -> None:
+    """Mark the attempt queued in Redis, then send it.
+
+    Marking first keeps the event order (queued before running); a send that fails after the
+    mark leaves the outbox row in place, and the recorder sends it again. A second send of the
+    same attempt is harmless: the worker's claim turns it into a no-op.
+    """
+    live.mark_queued(job_id, attempt, kind, hypervisor, f"{reason} on {queue_for(hypervisor)}")
+    celery.send_task(
+        RUN_JOB_TASK,
+        args=[job_id, attempt, kind, params],
+        task_id=job_id,
+        queue=queue_for(hypervisor),
+        retry=False,  # fail fast: the outbox row, not a blocked caller, carries the retry
+    )

@@ -1,0 +1,185 @@
+"""The recorder: publishes the outbox, persists what workers report, and finds lost jobs.
+
+It is the only process that turns live state in Redis into durable rows in SQL. Every step is
+safe to repeat, so a recorder that restarts (or two that run at once) loses and doubles nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+from celery import Celery
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator import jobstore
+from orchestrator.kinds import KINDS
+from orchestrator.lifecycle import JobState, next_attempt_after_loss
+from orchestrator.livestate import GLOBAL_EVENTS, RECORDER_GROUP, LiveState, decode_event
+from orchestrator.models import Job
+from orchestrator.publisher import publish_attempt
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Entries another recorder read but never acknowledged are taken over after this long.
+ABANDONED_AFTER_MS = 30_000
+
+
+class Recorder:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        live: LiveState,
+        celery: Celery,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.live = live
+        self.celery = celery
+        self.consumer = f"{socket.gethostname()}-recorder"
+        self._group_ready = False
+        self._backlog = True  # after a restart, first re-read what was delivered but not acked
+        self._next_lost_check = 0.0
+
+    def run(self, stop: threading.Event, block_ms: int = 500) -> None:
+        """Loop until ``stop`` is set, riding out Redis and SQL outages."""
+        while not stop.is_set():
+            try:
+                self.step(block_ms)
+            except (redis.RedisError, SQLAlchemyError, OSError) as exc:
+                log.warning("recorder step failed, retrying: %s", exc)
+                self._group_ready = False
+                stop.wait(1.0)
+
+    def step(self, block_ms: int = 500) -> None:
+        self.publish_outbox()
+        self.record_events(block_ms)
+        if time.monotonic() >= self._next_lost_check:
+            self.reconcile_lost()
+            self._next_lost_check = time.monotonic() + self.settings.recorder_lost_check_interval
+
+    # --- outbox ------------------------------------------------------------------------------
+    def publish_outbox(self) -> int:
+        """Send attempts the API could not publish (Redis was down, or it died mid-request)."""
+        with self.sessions() as session:
+            due = jobstore.due_outbox(session, self.settings.outbox_grace_seconds)
+            for job, attempt in due:
+                if JobState(job.state) is JobState.CANCELLED:
+                    jobstore.mark_published(session, job.id, attempt)
+                    continue
+                self._publish(job, attempt, "queued by the recorder")
+                jobstore.mark_published(session, job.id, attempt)
+        return len(due)
+
+    # --- events ------------------------------------------------------------------------------
+    def record_events(self, block_ms: int) -> int:
+        """Move one batch of reported events from Redis into SQL, then acknowledge them."""
+        self._ensure_group()
+        entries = self._read_batch(block_ms)
+        if not entries:
+            return 0
+        with self.sessions() as session:
+            jobstore.apply_events(session, (decode_event(fields) for _, fields in entries))
+        ids = [entry_id for entry_id, _ in entries]
+        pipe = self.live.redis.pipeline()
+        pipe.xack(GLOBAL_EVENTS, RECORDER_GROUP, *ids)
+        pipe.xdel(GLOBAL_EVENTS, *ids)
+        pipe.execute()
+        return len(entries)
+
+    def _read_batch(self, block_ms: int) -> list[tuple[str, dict[str, str]]]:
+        client = self.live.redis
+        if self._backlog:
+            # Our own delivered-but-unacked entries first: a crash between SQL and XACK.
+            pending = client.xreadgroup(
+                RECORDER_GROUP, self.consumer, {GLOBAL_EVENTS: "0"}, count=500
+            )
+            entries = pending[0][1] if pending else []
+            if entries:
+                return entries
+            self._backlog = False
+            _, claimed, *_ = client.xautoclaim(
+                GLOBAL_EVENTS, RECORDER_GROUP, self.consumer, ABANDONED_AFTER_MS, count=500
+            )
+            if claimed:
+                self._backlog = True
+                return list(claimed)
+        fresh = client.xreadgroup(
+            RECORDER_GROUP, self.consumer, {GLOBAL_EVENTS: ">"}, count=500, block=block_ms
+        )
+        return fresh[0][1] if fresh else []
+
+    def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            self.live.redis.xgroup_create(GLOBAL_EVENTS, RECORDER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+        self._backlog = True
+
+    # --- lost workers ------------------------------------------------------------------------
+    def reconcile_lost(self) -> list[str]:
+        """Finish every running job whose worker stopped beating: re-run it or mark it lost."""
+        handled = []
+        for live_job in self.live.running_jobs():
+            reason = self._worker_gone(live_job)
+            if reason is None:
+                continue
+            self._handle_lost(live_job, reason)
+            handled.append(live_job["id"])
+        return handled
+
+    def _worker_gone(self, live_job: dict[str, Any]) -> str | None:
+        hypervisor = live_job.get("hypervisor", "?")
+        beat = self.live.heartbeat(hypervisor)
+        worker = live_job.get("worker", "?")
+        if beat is None:
+            return f"worker {worker} on hypervisor {hypervisor} stopped heartbeating"
+        if beat.get("instance") != live_job.get("instance"):
+            return f"worker {worker} on hypervisor {hypervisor} restarted during the job"
+        return None
+
+    def _handle_lost(self, live_job: dict[str, Any], reason: str) -> None:
+        job_id, attempt = live_job["id"], live_job["attempt"]
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return
+            kind = KINDS.get(job.kind)
+            safe = bool(kind and kind.safe_to_rerun and job.rerun_on_loss)
+            following = next_attempt_after_loss(attempt, safe, self.settings.max_rerun_attempts)
+            if following is None:
+                problem = {"type": "urn:orchestrator:problem:worker-lost", "status": 500}
+                self.live.finish(
+                    job_id,
+                    attempt,
+                    JobState.LOST,
+                    f"lost: {reason}",
+                    error={**problem, "detail": reason},
+                )
+                return
+            jobstore.enqueue_attempt(session, job_id, following)
+            self._publish(job, following, f"{reason}; attempt {following} queued")
+            jobstore.mark_published(session, job_id, following)
+
+    def _publish(self, job: Job, attempt: int, reason: str) -> None:
+        publish_attempt(
+            self.celery,
+            self.live,
+            job_id=job.id,
+            attempt=attempt,
+            kind=job.kind,
+            hypervisor=job.hypervisor,
+            params=job.params,
+            reason=reason,
+        )

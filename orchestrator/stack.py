@@ -1,0 +1,123 @@
+"""The whole stack on one machine: Redis, API, recorder, a worker per hypervisor, Flower."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from orchestrator import db
+from orchestrator.livestate import LiveState
+from orchestrator.processes import ServiceProcess, port_open, redis_server
+from orchestrator.settings import LOCAL_REDIS_PORT, Settings
+
+
+def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    """The environment that gives a child process these settings, resolved."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    values = settings.model_dump(exclude={"config_file"}, exclude_none=True)
+    env.update({f"ORCH_{name.upper()}": str(value) for name, value in values.items()})
+    env["ORCH_DATABASE_URL"] = settings.resolved_database_url
+    env["ORCH_REDIS_URL"] = settings.resolved_redis_url
+    env.update({f"ORCH_{k.upper()}": v for k, v in overrides.items()})
+    return env
+
+
+def orchestrator_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator", *args]
+
+
+def api_ready(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/v1/health", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class LocalStack:
+    """Starts and stops the services, in order, each logging to ``var/logs/NAME.log``."""
+
+    def __init__(self, settings: Settings, *, flower: bool = True) -> None:
+        self.settings = settings
+        self.logs = settings.var_dir.resolve() / "logs"
+        self.flower = flower
+        self.services: list[ServiceProcess] = []
+
+    def start(self) -> None:
+        if self.settings.uses_local_redis and not port_open(LOCAL_REDIS_PORT)():
+            redis_dir = self.settings.var_dir.resolve() / "redis"
+            self._start(redis_server(LOCAL_REDIS_PORT, redis_dir, log_path=self.logs / "redis.log"))
+        db.upgrade(self.settings.resolved_database_url)
+        url = self.settings.resolved_api_url
+        self._start(self._service("api", ["api"], ready=lambda: api_ready(url)))
+        self._start(self._service("recorder", ["recorder"]))
+        self.start_worker(self.settings.hypervisor, self.settings.libvirt_uri)
+        if self.flower:
+            self._start(self._flower())
+
+    def start_worker(self, hypervisor: str, libvirt_uri: str) -> ServiceProcess:
+        live = LiveState.from_url(self.settings.resolved_redis_url)
+        args = ["worker", "--hypervisor", hypervisor, "--libvirt-uri", libvirt_uri]
+        service = self._service(
+            f"worker-{hypervisor}", args, ready=lambda: live.heartbeat(hypervisor) is not None
+        )
+        return self._start(service)
+
+    def stop(self) -> None:
+        while self.services:
+            self.services.pop().stop()
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.flower_port}"
+
+    def _service(
+        self, name: str, args: list[str], ready: Callable[[], bool] | None = None
+    ) -> ServiceProcess:
+        return ServiceProcess(
+            name,
+            orchestrator_argv(*args),
+            log_path=self.logs / f"{name}.log",
+            env=child_env(self.settings),
+            ready=ready,
+        )
+
+    def _flower(self) -> ServiceProcess:
+        port = self.settings.flower_port
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "--broker",
+            self.settings.resolved_redis_url,
+            "flower",
+            f"--port={port}",
+            "--address=127.0.0.1",
+        ]
+        env = child_env(self.settings)
+        return ServiceProcess(
+            "flower", argv, log_path=self.logs / "flower.log", env=env, ready=port_open(port)
+        )
+
+    def _start(self, service: ServiceProcess) -> ServiceProcess:
+        self.services.append(service)
+        service.start(timeout=60)
+        return service
+
+
+@contextmanager
+def running_stack(settings: Settings, *, flower: bool = True) -> Iterator[LocalStack]:
+    stack = LocalStack(settings, flower=flower)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def log_dir(settings: Settings) -> Path:
+    return settings.var_dir.resolve() / "logs"

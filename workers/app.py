@@ -1,0 +1,49 @@
+"""Builds a hypervisor worker: the Celery app, its one task, and the heartbeat around it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from orchestrator.celery_app import RUN_JOB_TASK, create_celery
+from orchestrator.settings import Settings
+from workers.heartbeat import Heartbeat
+from workers.runner import WorkerRuntime, run_attempt
+
+
+def create_worker_app(settings: Settings) -> tuple[Celery, WorkerRuntime]:
+    app = create_celery(settings)
+    runtime = WorkerRuntime.from_settings(settings)
+
+    @app.task(name=RUN_JOB_TASK, bind=True)
+    def run_job(
+        self: Any, job_id: str, attempt: int, kind: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        return run_attempt(runtime, job_id, attempt, kind, params)
+
+    heartbeat = Heartbeat(settings, runtime.live, runtime.instance, runtime.connector)
+    worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
+    worker_shutdown.connect(lambda **_: heartbeat.stop(), weak=False)
+    return app, runtime
+
+
+def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
+    """Celery worker options: one queue, a threads pool sharing one libvirt connection."""
+    return [
+        "worker",
+        f"--queues={settings.queue}",
+        "--pool=threads",
+        f"--concurrency={settings.worker_concurrency}",
+        f"--hostname={settings.hypervisor}@%h",
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        "--without-mingle",
+        "--task-events",
+    ]
+
+
+def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
+    app, _ = create_worker_app(settings)
+    app.worker_main(worker_argv(settings, loglevel))
