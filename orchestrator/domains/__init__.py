@@ -1,0 +1,1 @@
+"""Domain definitions: the spec a user gives, OS variants, and the virt-install option parser."""
