@@ -1,0 +1,115 @@
+"""Host entries as Ansible reads them: ``name[:port]`` and ``[a:b:step]`` ranges.
+
+Mirrors ``ansible.parsing.utils.addresses.parse_address`` and
+``ansible.plugins.inventory.expand_hostname_range`` so that an inventory line yields the same
+host names, in the same order, as it does for Ansible.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+_NUMERIC_RANGE = r"\[(?:[0-9]+:[0-9]+)(?::[0-9]+)?\]"
+_HEX_RANGE = r"\[(?:[0-9a-f]+:[0-9a-f]+)(?::[0-9]+)?\]"
+_ALNUM_RANGE = r"\[(?:[a-z]:[a-z]|[0-9]+:[0-9]+)(?::[0-9]+)?\]"
+
+_IPV6_PART = rf"(?:[0-9a-f]{{1,4}}|{_HEX_RANGE})"
+_IPV4_PART = rf"(?:[01]?[0-9]{{1,2}}|2[0-4][0-9]|25[0-5]|{_NUMERIC_RANGE})"
+_LABEL = rf"(?:[\w]|{_ALNUM_RANGE})(?:[\w_-]|{_ALNUM_RANGE})*(?<![_-])"
+
+_BRACKETED_HOSTPORT = re.compile(r"^\[(.+)\]:([0-9]+)$")
+_HOSTPORT = re.compile(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$")
+_IPV4 = re.compile(rf"^(?:{_IPV4_PART}\.){{3}}{_IPV4_PART}$", re.I)
+_IPV6 = re.compile(
+    rf"^((?:{_IPV6_PART}:){{7}}{_IPV6_PART}|(?:{_IPV6_PART}:){{1,6}}:|(?:{_IPV6_PART}:)(?::{_IPV6_PART}){{1,6}}|(?:{_IPV6_PART}:){{2}}(?::{_IPV6_PART}){{1,5}}|"
+    rf"(?:{_IPV6_PART}:){{3}}(?::{_IPV6_PART}){{1,4}}|(?:{_IPV6_PART}:){{4}}(?::{_IPV6_PART}){{1,3}}|(?:{_IPV6_PART}:){{5}}(?::{_IPV6_PART}){{1,2}}|"
+    rf"(?:{_IPV6_PART}:){{6}}(?::{_IPV6_PART})|:(?::{_IPV6_PART}){{1,6}}|{_IPV6_PART}?::|(?:0:){{6}}(?:{_IPV6_PART}\.){{3}}{_IPV6_PART}|"
+    rf"::(?:ffff:)?(?:{_IPV6_PART}\.){{3}}{_IPV6_PART}|(?:0:){{5}}ffff:(?:{_IPV6_PART}\.){{3}}{_IPV6_PART})$",
+    re.I,
+)
+_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$", re.I)
+
+
+class RangeError(ValueError):
+    """Raised when a host range such as ``web[01:5]`` breaks one of Ansible's range rules."""
+
+
+def parse_address(address: str) -> tuple[str, int | None] | None:
+    """Split ``host[:port]`` the way Ansible does; ``None`` when it is not a network address.
+
+    A port follows an IPv4 address or host name as ``:NN``; an IPv6 address needs brackets
+    (``[::1]:22``). Ranges are allowed inside the host part.
+    """
+    port: int | None = None
+    for pattern in (_BRACKETED_HOSTPORT, _HOSTPORT):
+        match = pattern.match(address)
+        if match:
+            address, port = match.group(1), int(match.group(2))
+    if any(p.match(address) for p in (_IPV4, _IPV6, _HOSTNAME)):
+        return address, port
+    return None
+
+
+def split_host_entry(entry: str) -> tuple[list[str], int | None]:
+    """Host names and optional port of one inventory host entry, ranges expanded.
+
+    An entry that is not a recognisable address is taken verbatim as a name (Ansible accepts
+    any name there); its ``[..]`` ranges are still expanded.
+    """
+    parsed = parse_address(entry)
+    pattern, port = parsed if parsed else (entry, None)
+    if "[" in pattern:
+        return expand_host_range(pattern), port
+    return [pattern], port
+
+
+def expand_host_range(line: str) -> list[str]:
+    """Expand every ``[begin:end(:step)]`` in ``line``, left to right, as Ansible does.
+
+    Numeric bounds with a leading zero keep their width (``[01:10]``); single letters give
+    alphabetic ranges (``[a:f]``); both ends are included.
+    """
+    head, sep, rest = line.partition("[")
+    if not sep:
+        return [line]
+    nrange, sep, tail = rest.partition("]")
+    if not sep:
+        raise RangeError(f"host range in {line!r} has no closing ']'")
+    return [
+        name
+        for value in _range_values(nrange)
+        for name in expand_host_range(f"{head}{value}{tail}")
+    ]
+
+
+def _range_values(nrange: str) -> list[str]:
+    bounds = nrange.split(":")
+    if len(bounds) not in (2, 3):
+        raise RangeError("host range must be begin:end or begin:end:step")
+    beg, end = bounds[0] or "0", bounds[1]
+    step = _as_int(bounds[2] if len(bounds) == 3 else "1", "step")
+    if not end:
+        raise RangeError("host range must specify end value")
+    width = 0
+    if beg[0] == "0" and len(beg) > 1:
+        if len(beg) != len(end):
+            raise RangeError("host range must specify equal-length begin and end formats")
+        width = len(beg)
+    if step <= 0:
+        # Python's range() would yield nothing or fail; Ansible fails too, less clearly.
+        raise RangeError("host range step must be a positive number")
+    if beg in string.ascii_letters and end in string.ascii_letters:
+        i_beg, i_end = string.ascii_letters.index(beg), string.ascii_letters.index(end)
+        if i_beg > i_end:
+            raise RangeError("host range must have begin <= end")
+        return list(string.ascii_letters[i_beg : i_end + 1 : step])
+    numbers = range(_as_int(beg, "begin"), _as_int(end, "end") + 1, step)
+    return [str(n).zfill(width) for n in numbers]
+
+
+def _as_int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise RangeError(f"host range {what} {text!r} is not a number or a single letter") from None
