@@ -1,0 +1,213 @@
+"""Job kinds for disks on a hypervisor: volumes (create, clone, resize, delete, upload, list)
+and directory pools (ensure, list). Every kind is an "ensure" or a read, so safe to re-run.
+
+A volume is named by ``pool`` + ``name`` or by ``path``; a path must lie directly in a pool's
+target directory, which the worker checks against the hypervisor's pools. Sizes are read by
+:func:`orchestrator.storage.sizes.parse_size` (``G`` = GiB as in qemu-img, ``GB`` = 10**9).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+
+from orchestrator.kinds.registry import JobParams, job_kind
+from orchestrator.storage.locators import VolumeLocator, parse_volume_locator
+from orchestrator.storage.names import check_host_path, check_pool_name, check_volume_name
+from orchestrator.storage.sizes import parse_size
+
+VolumeName = Annotated[
+    str,
+    AfterValidator(check_volume_name),
+    Field(
+        description="File name in the pool: no '/', NUL or control characters, no leading "
+        "'.', at most 255 bytes."
+    ),
+]
+PoolName = Annotated[str, AfterValidator(check_pool_name), Field(description="Storage pool name.")]
+HostPath = Annotated[
+    str,
+    AfterValidator(check_host_path),
+    Field(description="Absolute, normalized path on the hypervisor (no '..', no NUL)."),
+]
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 512},
+                {"type": "string", "examples": ["6G", "512M", "10GiB", "1.5T"]},
+            ],
+            "description": "Bytes, or a size with a unit: K, M, G, T, P and KiB..PiB are binary "
+            "(G = GiB, as qemu-img reads it), KB..PB decimal. A multiple of 512 bytes.",
+        }
+    ),
+]
+VolumeRef = Annotated[
+    str,
+    AfterValidator(lambda text: str(parse_volume_locator(text))),
+    Field(description="Another volume: 'pool/name' or an absolute path inside a pool."),
+]
+Format = Literal["qcow2", "raw"]
+Owner = Annotated[int | None, Field(None, ge=0, le=2**32 - 2, description="Numeric uid.")]
+Group = Annotated[int | None, Field(None, ge=0, le=2**32 - 2, description="Numeric gid.")]
+Mode = Annotated[
+    str | None,
+    Field(None, pattern=r"^0?[0-7]{3}$", description="Octal file mode, e.g. '0640'."),
+]
+Sha256 = Annotated[
+    str,
+    BeforeValidator(lambda value: value.lower() if isinstance(value, str) else value),
+    Field(pattern=r"^[0-9a-f]{64}$", description="Expected SHA-256 of the content, 64 hex digits."),
+]
+
+
+class VolumeTarget(JobParams):
+    """The volume a job acts on: ``pool`` and ``name``, or ``path`` instead of both."""
+
+    path: HostPath | None = Field(
+        None, description="The volume's file; must lie directly in a pool's target directory."
+    )
+    pool: PoolName | None = Field(None, validate_default=True)
+    name: VolumeName | None = Field(None, validate_default=True)
+
+    @field_validator("pool", "name")
+    @classmethod
+    def _pool_and_name_or_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "path" not in info.data:  # path itself was invalid; its own error says so
+            return value
+        if info.data["path"] is not None and value is not None:
+            raise ValueError("give either path, or pool and name; not both")
+        if info.data["path"] is None and value is None:
+            raise ValueError("required unless path is given")
+        return value
+
+    @property
+    def target(self) -> VolumeLocator:
+        return VolumeLocator(pool=self.pool, name=self.name, path=self.path)
+
+
+@job_kind(
+    "volume.create",
+    "Ensure a volume exists: qcow2 or raw, sparse or fully allocated, optionally a qcow2 "
+    "overlay on a backing volume.",
+    safe_to_rerun=True,
+)
+class VolumeCreateParams(VolumeTarget):
+    format: Format = Field("qcow2", description="Image format of the new volume.")
+    allocation: Literal["sparse", "full"] = Field(
+        "sparse", description="'full' preallocates every byte (qcow2: falloc preallocation)."
+    )
+    backing: VolumeRef | None = Field(
+        None, description="Make a qcow2 overlay on this volume; its format is detected."
+    )
+    capacity: Size | None = Field(
+        None, validate_default=True, description="Virtual size; defaults to the backing's."
+    )
+    owner: Owner = None
+    group: Group = None
+    mode: Mode = None
+    overcommit: bool = Field(
+        False,
+        description="Allow a sparse volume's capacity to exceed the pool's available space.",
+    )
+    inspect: bool = Field(
+        True, description="Also report `qemu-img info` of the file (pools local to the worker)."
+    )
+
+    @field_validator("backing")
+    @classmethod
+    def _backing_needs_sparse_qcow2(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("format") == "raw":
+            raise ValueError("needs format qcow2: a raw volume cannot have a backing file")
+        if value is not None and info.data.get("allocation") == "full":
+            raise ValueError("cannot be combined with allocation 'full'")
+        return value
+
+    @field_validator("capacity")
+    @classmethod
+    def _capacity_or_backing(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None and "backing" in info.data and info.data["backing"] is None:
+            raise ValueError("required unless backing is given")
+        return value
+
+
+@job_kind(
+    "volume.clone",
+    "Ensure a volume is a full copy of another, converting between raw and qcow2 when asked.",
+    safe_to_rerun=True,
+)
+class VolumeCloneParams(VolumeTarget):
+    source: VolumeRef = Field(description="The volume to copy: 'pool/name' or its path.")
+    format: Format | None = Field(None, description="Format of the copy; default the source's.")
+    owner: Owner = None
+    group: Group = None
+    mode: Mode = None
+    inspect: bool = True
+
+
+@job_kind(
+    "volume.resize",
+    "Ensure a volume has the given capacity; grows only, unless allow_shrink is set.",
+    safe_to_rerun=True,
+)
+class VolumeResizeParams(VolumeTarget):
+    capacity: Size
+    allow_shrink: bool = Field(
+        False, description="Allow a smaller capacity; data beyond it is lost."
+    )
+    inspect: bool = True
+
+
+@job_kind("volume.delete", "Ensure a volume does not exist.", safe_to_rerun=True)
+class VolumeDeleteParams(VolumeTarget):
+    pass
+
+
+@job_kind(
+    "volume.upload",
+    "Ensure a volume holds the content of a file on the hypervisor, verified by SHA-256.",
+    safe_to_rerun=True,
+)
+class VolumeUploadParams(VolumeTarget):
+    source_path: HostPath = Field(description="A regular file on the hypervisor to import.")
+    sha256: Sha256
+    format: Format | None = Field(
+        None, description="Expected image format; detected from the content when omitted."
+    )
+    owner: Owner = None
+    group: Group = None
+    mode: Mode = None
+    inspect: bool = True
+
+
+@job_kind("volume.list", "The volumes of a pool.", safe_to_rerun=True)
+class VolumeListParams(JobParams):
+    pool: PoolName
+
+
+@job_kind(
+    "pool.list", "Storage pools with capacity, allocation and available bytes.", safe_to_rerun=True
+)
+class PoolListParams(JobParams):
+    pass
+
+
+@job_kind(
+    "pool.ensure",
+    "Ensure a directory storage pool is defined at a path, running and (by default) autostarted.",
+    safe_to_rerun=True,
+)
+class PoolEnsureParams(JobParams):
+    name: PoolName
+    path: HostPath = Field(description="The pool's directory; created when missing.")
+    autostart: bool = True

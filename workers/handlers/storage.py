@@ -1,0 +1,310 @@
+"""Handlers for the storage kinds: volumes and directory pools on this worker's hypervisor.
+
+Each volume handler is an "ensure": it looks first and acts only when needed, so a re-delivered
+job converges. Long writes (full preallocation, clone, upload) go through
+:mod:`workers.storage.partials` so a volume under its final name is always complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import libvirt
+
+from orchestrator.errors import Conflict, InvalidInput, JobFailed, NotFound
+from orchestrator.kinds.storage import (
+    PoolEnsureParams,
+    PoolListParams,
+    VolumeCloneParams,
+    VolumeCreateParams,
+    VolumeDeleteParams,
+    VolumeListParams,
+    VolumeResizeParams,
+    VolumeUploadParams,
+)
+from orchestrator.storage.names import is_partial_name
+from orchestrator.storage.sizes import format_size
+from orchestrator.storage.spec import VolumeSpec
+from workers.context import JobContext
+from workers.handlers.registry import handles
+from workers.storage.ensure import accept_existing, check_space, create_or_find, volume_result
+from workers.storage.partials import build_and_publish, remove_partial
+from workers.storage.pools import (
+    describe_pool,
+    ensure_dir_pool,
+    find_pool,
+    local_pool_dir,
+    refresh_pool,
+    require_active,
+)
+from workers.storage.upload import prepare_upload, upload_existing_matches, write_upload
+from workers.storage.volume_xml import VolumeDefinition, VolumeFacts, render_volume_xml
+from workers.storage.volumes import (
+    create_volume,
+    delete_volume,
+    describe_volume,
+    domains_using,
+    lookup_volume,
+    lookup_volume_or_file,
+    resolve_reference,
+    resolve_target,
+)
+
+
+@handles("volume.create")
+def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]:
+    pool, name = resolve_target(ctx.libvirt, params.target)
+    require_active(pool)
+    backing = _backing(ctx, params)
+    capacity = params.capacity or (backing.capacity if backing else 0)
+    full = params.allocation == "full"
+    wanted = VolumeSpec(
+        format=params.format,
+        capacity=capacity,
+        backing_path=backing.path if backing else None,
+        full_allocation=full,
+        owner=params.owner,
+        group=params.group,
+        mode=params.mode,
+    )
+    # Only the slow full preallocation goes through a partial volume; it needs the directory.
+    directory = local_pool_dir(ctx.libvirt, pool) if full else None
+    if directory:
+        _remove_partial(ctx, pool, directory)
+    existing = lookup_volume_or_file(pool, name, directory)
+    if existing is not None:
+        return accept_existing(ctx, pool, existing, wanted, params.inspect)
+    if full or not params.overcommit:
+        check_space(pool, capacity, "params.capacity", "capacity")
+    definition = VolumeDefinition(
+        name=name,
+        capacity=capacity,
+        format=params.format,
+        allocation=capacity if full else 0,
+        backing_path=backing.path if backing else None,
+        backing_format=backing.format if backing else None,
+        owner=params.owner,
+        group=params.group,
+        mode=params.mode,
+    )
+    # For qcow2 this flag plus allocation == capacity makes libvirt preallocate with falloc.
+    flags = libvirt.VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA if full else 0
+    if full:
+        published = build_and_publish(
+            pool,
+            directory,
+            name,
+            ctx.job_id,
+            lambda temp: create_volume(
+                pool, render_volume_xml(replace(definition, name=temp)), flags
+            ),
+            ctx.created,
+        )
+        volume, ours = published.volume, published.ours
+    else:
+        volume, ours = create_or_find(ctx, pool, name, render_volume_xml(definition), flags)
+    if not ours:
+        return accept_existing(ctx, pool, volume, wanted, params.inspect)
+    shown = (
+        f"{params.format} volume {pool.name()}/{name} ({format_size(capacity)}, {params.allocation}"
+    )
+    ctx.event(shown + (f", backed by {backing.path})" if backing else ")"))
+    return volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
+
+
+@handles("volume.clone")
+def volume_clone(ctx: JobContext, params: VolumeCloneParams) -> dict[str, Any]:
+    pool, name = resolve_target(ctx.libvirt, params.target)
+    require_active(pool)
+    source = resolve_reference(ctx.libvirt, params.source, "params.source")
+    src = describe_volume(source)
+    if source.storagePoolLookupByVolume().name() == pool.name() and src.name == name:
+        raise _invalid("params.source", "is the target volume itself")
+    fmt = params.format or src.format
+    if fmt not in ("qcow2", "raw"):
+        raise _invalid("params.format", f"the source is {src.format}; give qcow2 or raw")
+    wanted = VolumeSpec(
+        format=fmt, capacity=src.capacity, owner=params.owner, group=params.group, mode=params.mode
+    )
+    directory = local_pool_dir(ctx.libvirt, pool)
+    _remove_partial(ctx, pool, directory)
+    existing = lookup_volume_or_file(pool, name, directory)
+    if existing is not None:
+        return accept_existing(ctx, pool, existing, wanted, params.inspect)
+    check_space(pool, src.allocation, "params.source", "the source's allocation")
+    definition = VolumeDefinition(
+        name=name,
+        capacity=src.capacity,
+        format=fmt,
+        owner=params.owner,
+        group=params.group,
+        mode=params.mode,
+    )
+    ctx.event(f"copying {src.path} ({src.format}) to {pool.name()}/{name} ({fmt})")
+
+    def copy(temp: str) -> libvirt.virStorageVol:
+        xml = render_volume_xml(replace(definition, name=temp))
+        try:
+            return pool.createXMLFrom(xml, source, 0)
+        except libvirt.libvirtError as exc:
+            raise JobFailed(f"libvirt could not copy {src.path}: {exc}") from None
+
+    published = build_and_publish(pool, directory, name, ctx.job_id, copy, ctx.created)
+    if not published.ours:
+        return accept_existing(ctx, pool, published.volume, wanted, params.inspect)
+    ctx.event(f"copied {src.path} to {pool.name()}/{name}")
+    return volume_result(ctx, pool, published.volume, changed=True, inspect=params.inspect)
+
+
+@handles("volume.resize")
+def volume_resize(ctx: JobContext, params: VolumeResizeParams) -> dict[str, Any]:
+    pool, name = resolve_target(ctx.libvirt, params.target)
+    require_active(pool)
+    volume = _existing_volume(pool, name)
+    before = describe_volume(volume).capacity
+    label = f"{pool.name()}/{name}"
+    if params.capacity == before:
+        ctx.event(f"volume {label} already has {format_size(before)} as asked")
+        changed = False
+    else:
+        shrink = params.capacity < before
+        if shrink and not params.allow_shrink:
+            raise _invalid(
+                "params.capacity",
+                f"{format_size(params.capacity)} is below the current {format_size(before)} of "
+                f"{label}; set allow_shrink to shrink it (data beyond the new end is lost)",
+            )
+        try:
+            volume.resize(params.capacity, libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if shrink else 0)
+        except libvirt.libvirtError as exc:
+            raise JobFailed(f"libvirt could not resize {label}: {exc}") from None
+        ctx.event(f"resized {label} from {format_size(before)} to {format_size(params.capacity)}")
+        changed = True
+    result = volume_result(ctx, pool, volume, changed=changed, inspect=params.inspect)
+    return {**result, "previous_capacity": before}
+
+
+@handles("volume.delete")
+def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]:
+    pool, name = resolve_target(ctx.libvirt, params.target)
+    require_active(pool)
+    label = f"{pool.name()}/{name}"
+    volume = lookup_volume(pool, name) or lookup_volume_or_file(
+        pool, name, local_pool_dir(ctx.libvirt, pool)
+    )
+    if volume is None:
+        ctx.event(f"volume {label} does not exist; nothing to delete")
+        return {"pool": pool.name(), "name": name, "path": None, "changed": False}
+    users = domains_using(ctx.libvirt, volume)
+    if users:
+        raise Conflict(f"volume {label} is a disk of domains {', '.join(users)}", domains=users)
+    path = volume.path()
+    delete_volume(volume)
+    ctx.event(f"deleted volume {label}", data={"path": path})
+    return {"pool": pool.name(), "name": name, "path": path, "changed": True}
+
+
+@handles("volume.upload")
+def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]:
+    pool, name = resolve_target(ctx.libvirt, params.target)
+    require_active(pool)
+    source = prepare_upload(params.source_path, params.format)
+    wanted = VolumeSpec(
+        format=source.format,
+        capacity=source.capacity,
+        owner=params.owner,
+        group=params.group,
+        mode=params.mode,
+    )
+    directory = local_pool_dir(ctx.libvirt, pool)
+    _remove_partial(ctx, pool, directory)
+    existing = lookup_volume_or_file(pool, name, directory)
+    if existing is not None:
+        upload_existing_matches(existing, directory, params.sha256)
+        result = accept_existing(ctx, pool, existing, wanted, params.inspect)
+        return {**result, "sha256": params.sha256}
+    check_space(pool, source.size, "params.source_path", "the file")
+    ctx.event(
+        f"uploading {params.source_path} ({format_size(source.size)}) to {pool.name()}/{name}"
+    )
+
+    def upload(temp: str) -> libvirt.virStorageVol:
+        definition = VolumeDefinition(
+            temp, source.size, "raw", owner=params.owner, group=params.group, mode=params.mode
+        )
+        return write_upload(ctx.libvirt, pool, definition, params.source_path, params.sha256)
+
+    published = build_and_publish(pool, directory, name, ctx.job_id, upload, ctx.created)
+    volume = published.volume
+    if directory is None:
+        # Without a publish step libvirt still sees the raw placeholder; let it probe the content.
+        refresh_pool(pool)
+        volume = _existing_volume(pool, name)
+    if not published.ours:
+        return accept_existing(ctx, pool, volume, wanted, params.inspect)
+    ctx.event(f"uploaded {params.source_path} to {pool.name()}/{name}, sha256 verified")
+    result = volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
+    return {**result, "sha256": params.sha256}
+
+
+@handles("volume.list")
+def volume_list(ctx: JobContext, params: VolumeListParams) -> dict[str, Any]:
+    pool = find_pool(ctx.libvirt, params.pool)
+    require_active(pool)
+    volumes = sorted((describe_volume(vol) for vol in pool.listAllVolumes()), key=_by_name)
+    items = [{**facts.as_result(), "partial": is_partial_name(facts.name)} for facts in volumes]
+    return {"pool": pool.name(), "volumes": items}
+
+
+@handles("pool.list")
+def pool_list(ctx: JobContext, params: PoolListParams) -> dict[str, Any]:
+    pools = [describe_pool(pool) for pool in ctx.libvirt.listAllStoragePools()]
+    return {"pools": sorted(pools, key=lambda pool: pool["name"])}
+
+
+@handles("pool.ensure")
+def pool_ensure(ctx: JobContext, params: PoolEnsureParams) -> dict[str, Any]:
+    pool, actions = ensure_dir_pool(
+        ctx.libvirt, params.name, params.path, params.autostart, ctx.created
+    )
+    if actions:
+        ctx.event(f"storage pool {params.name} at {params.path}: {', '.join(actions)}")
+    else:
+        ctx.event(f"storage pool {params.name} already exists as asked")
+    return {**describe_pool(pool), "actions": actions, "changed": bool(actions)}
+
+
+def _backing(ctx: JobContext, params: VolumeCreateParams) -> VolumeFacts | None:
+    if params.backing is None:
+        return None
+    backing = describe_volume(resolve_reference(ctx.libvirt, params.backing, "params.backing"))
+    if backing.format not in ("qcow2", "raw"):
+        raise _invalid("params.backing", f"has format {backing.format}; only qcow2 or raw")
+    if params.capacity is not None and params.capacity < backing.capacity:
+        raise _invalid(
+            "params.capacity",
+            f"{format_size(params.capacity)} is smaller than the backing volume's "
+            f"{format_size(backing.capacity)}",
+        )
+    return backing
+
+
+def _remove_partial(ctx: JobContext, pool: libvirt.virStoragePool, directory: str | None) -> None:
+    if remove_partial(pool, directory, ctx.job_id):
+        ctx.event("removed an unfinished volume left by an earlier attempt", level="warning")
+
+
+def _existing_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol:
+    volume = lookup_volume(pool, name)
+    if volume is None:
+        raise NotFound(f"volume {pool.name()}/{name} does not exist", pool=pool.name(), name=name)
+    return volume
+
+
+def _by_name(facts: VolumeFacts) -> str:
+    return facts.name
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput(message, errors=[{"field": field, "message": message}])

@@ -1,0 +1,1 @@
+"""Disks on the hypervisor through libvirt's storage API: pools, volumes, uploads, qemu-img."""

@@ -1,0 +1,166 @@
+"""Import a file on the hypervisor into a volume: check it is a self-contained image, stream it
+through libvirt (virStorageVol.upload), and hash it on the way so only verified content stays."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+
+import libvirt
+
+from orchestrator.errors import Conflict, InvalidInput, JobFailed
+from workers.storage.qemu_img import image_info
+from workers.storage.volume_xml import VolumeDefinition, render_volume_xml
+from workers.storage.volumes import create_volume, delete_volume
+
+CHUNK = 1024 * 1024
+
+
+class ChecksumMismatch(Exception):
+    """Raised when the streamed content's SHA-256 is not the expected one."""
+
+    def __init__(self, actual: str) -> None:
+        super().__init__(actual)
+        self.actual = actual
+
+
+def regular_file_size(path: str) -> int:
+    """The size of ``path``; OSError when missing, ValueError when not a regular file."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError("is not a regular file")
+    return info.st_size
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def upload_file(
+    conn: libvirt.virConnect, volume: libvirt.virStorageVol, path: str, size: int, sha256: str
+) -> None:
+    """Write ``size`` bytes of ``path`` into ``volume``; commit only when the SHA-256 matches.
+
+    The hash is taken over exactly the bytes sent, so a file that changes while it is read is
+    caught too; on a mismatch the stream is aborted and ChecksumMismatch raised.
+    """
+    stream = conn.newStream(0)
+    try:
+        volume.upload(stream, 0, size, 0)
+        digest = _send_file(stream, path, size)
+    except BaseException:
+        _abort(stream)
+        raise
+    if digest != sha256:
+        _abort(stream)
+        raise ChecksumMismatch(digest)
+    try:
+        stream.finish()
+    except libvirt.libvirtError as exc:
+        raise JobFailed(f"libvirt did not accept the upload: {exc}") from None
+
+
+def _send_file(stream: libvirt.virStream, path: str, size: int) -> str:
+    digest = hashlib.sha256()
+    left = size
+    with open(path, "rb") as handle:
+        while left and (chunk := handle.read(min(CHUNK, left))):
+            digest.update(chunk)
+            left -= len(chunk)
+            while chunk:
+                chunk = chunk[stream.send(chunk) :]
+    if left:
+        raise JobFailed(f"{path} shrank while it was read ({left} bytes missing)")
+    return digest.hexdigest()
+
+
+def _abort(stream: libvirt.virStream) -> None:
+    # The stream may already be closed by the error that got us here.
+    with contextlib.suppress(libvirt.libvirtError):
+        stream.abort()
+
+
+@dataclass(frozen=True)
+class UploadSource:
+    """A file checked for import: its size, image format and virtual size."""
+
+    size: int
+    format: str
+    capacity: int
+
+
+def prepare_upload(path: str, expected_format: str | None) -> UploadSource:
+    """Check that ``path`` is a non-empty, self-contained qcow2 or raw image; InvalidInput else."""
+    try:
+        size = regular_file_size(path)
+    except OSError as exc:
+        raise _invalid("params.source_path", f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise _invalid("params.source_path", f"{path} {exc}") from None
+    if size == 0:
+        raise _invalid("params.source_path", f"{path} is empty")
+    try:
+        info = image_info(path)
+    except RuntimeError as exc:
+        raise _invalid("params.source_path", f"qemu-img cannot read {path}: {exc}") from None
+    detected = info["format"]
+    if detected not in ("qcow2", "raw"):
+        raise _invalid("params.source_path", f"{path} holds a {detected} image; use qcow2 or raw")
+    if expected_format and expected_format != detected:
+        raise _invalid("params.format", f"{path} holds a {detected} image, not {expected_format}")
+    # An image that points at other files would give whoever made it a path into the host.
+    for reference in ("backing_file", "data_file"):
+        if info[reference]:
+            raise _invalid(
+                "params.source_path",
+                f"{path} refers to another file ({info[reference]}); upload a self-contained image",
+            )
+    return UploadSource(size=size, format=detected, capacity=int(info["virtual_size"]))
+
+
+def write_upload(
+    conn: libvirt.virConnect,
+    pool: libvirt.virStoragePool,
+    definition: VolumeDefinition,
+    path: str,
+    sha256: str,
+) -> libvirt.virStorageVol:
+    """A new volume holding the content of ``path``; on any failure the volume is removed."""
+    volume = create_volume(pool, render_volume_xml(definition))
+    try:
+        upload_file(conn, volume, path, definition.capacity, sha256)
+    except ChecksumMismatch as exc:
+        delete_volume(volume)
+        raise _invalid(
+            "params.sha256", f"{path} has sha256 {exc.actual}, not the expected {sha256}"
+        ) from None
+    except BaseException:
+        delete_volume(volume)
+        raise
+    return volume
+
+
+def upload_existing_matches(
+    volume: libvirt.virStorageVol, directory: str | None, sha256: str
+) -> None:
+    """Conflict unless the existing volume's content has the expected SHA-256."""
+    label = f"{volume.storagePoolLookupByVolume().name()}/{volume.name()}"
+    if directory is None:
+        raise Conflict(f"volume {label} exists and its content cannot be checked from this worker")
+    actual = file_sha256(volume.path())
+    if actual != sha256:
+        raise Conflict(
+            f"volume {label} already exists with other content (sha256 {actual})",
+            differences=[{"field": "sha256", "wanted": sha256, "actual": actual}],
+        )
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput(message, errors=[{"field": field, "message": message}])

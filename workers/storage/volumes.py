@@ -1,0 +1,114 @@
+"""Storage volumes: resolve how a request names one, look it up, describe, create, delete."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+
+import libvirt
+
+from orchestrator.errors import InvalidInput, JobFailed
+from orchestrator.storage.locators import VolumeLocator, parse_volume_locator, volume_in_pool_dirs
+from orchestrator.storage.names import check_volume_name
+from workers.storage.pools import find_pool, pool_dirs, refresh_pool
+from workers.storage.volume_xml import VolumeFacts, parse_volume_xml
+
+Created = Callable[[str, Callable[[], None]], None]
+
+
+def resolve_target(
+    conn: libvirt.virConnect, target: VolumeLocator, field: str = "params.path"
+) -> tuple[libvirt.virStoragePool, str]:
+    """The pool and volume name a request means; a path must lie directly in a pool's directory."""
+    if target.path is None:
+        assert target.pool is not None and target.name is not None
+        return find_pool(conn, target.pool), target.name
+    dirs = pool_dirs(conn)
+    found = volume_in_pool_dirs(target.path, dirs)
+    if found is None:
+        listed = ", ".join(f"{name}: {path}" for name, path in sorted(dirs.items())) or "none"
+        raise _invalid(field, f"{target.path} is not inside a storage pool directory ({listed})")
+    pool_name, name = found
+    try:
+        check_volume_name(name)
+    except ValueError as exc:
+        raise _invalid(field, f"file name {name!r} {exc}") from None
+    return find_pool(conn, pool_name), name
+
+
+def resolve_reference(conn: libvirt.virConnect, text: str, field: str) -> libvirt.virStorageVol:
+    """The existing volume ``pool/name`` or path ``text``; InvalidInput naming ``field`` if none."""
+    locator = parse_volume_locator(text)
+    try:
+        if locator.path is not None:
+            return conn.storageVolLookupByPath(locator.path)
+        return conn.storagePoolLookupByName(locator.pool).storageVolLookupByName(locator.name)
+    except libvirt.libvirtError as exc:
+        code = exc.get_error_code()
+        if code in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
+            raise _invalid(field, f"no volume {text} on this hypervisor") from None
+        raise
+
+
+def lookup_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+            return None
+        raise
+
+
+def lookup_volume_or_file(
+    pool: libvirt.virStoragePool, name: str, directory: str | None
+) -> libvirt.virStorageVol | None:
+    """Like :func:`lookup_volume`, but a file libvirt has not seen yet (a worker that stopped
+    between publishing a volume and refreshing the pool) is picked up by refreshing."""
+    volume = lookup_volume(pool, name)
+    if volume is None and directory and os.path.lexists(os.path.join(directory, name)):
+        refresh_pool(pool)
+        volume = lookup_volume(pool, name)
+    return volume
+
+
+def describe_volume(volume: libvirt.virStorageVol) -> VolumeFacts:
+    return parse_volume_xml(volume.XMLDesc(0))
+
+
+def create_volume(pool: libvirt.virStoragePool, xml: str, flags: int = 0) -> libvirt.virStorageVol:
+    """``pool.createXML`` with libvirt's failure turned into JobFailed (exists is re-raised)."""
+    try:
+        return pool.createXML(xml, flags)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_STORAGE_VOL_EXIST:
+            raise
+        raise JobFailed(f"libvirt could not create the volume: {exc}") from None
+
+
+def delete_volume(volume: libvirt.virStorageVol) -> None:
+    """Delete a volume; one that is already gone counts as deleted."""
+    try:
+        volume.delete(0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise
+
+
+def domains_using(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> list[str]:
+    """Names of the domains (running or only defined) with a disk on ``volume``."""
+    path, name = volume.path(), volume.name()
+    pool = volume.storagePoolLookupByVolume().name()
+    users = []
+    for domain in conn.listAllDomains():
+        root = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        for source in root.iterfind("devices/disk/source"):
+            by_path = path in (source.get("file"), source.get("dev"))
+            if by_path or (source.get("pool"), source.get("volume")) == (pool, name):
+                users.append(domain.name())
+                break
+    return sorted(users)
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput(message, errors=[{"field": field, "message": message}])
