@@ -1,0 +1,1 @@
+color: host_file
