@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -128,10 +129,8 @@ class SshdHost:
         if self.process is None:
             return
         for pid in [*_children(self.process.pid), self.process.pid]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -63,7 +63,9 @@ def test_shell_runs_pipes_and_reports_the_exit_code(fleet, options, pool) -> Non
 def test_script_is_uploaded_run_with_args_and_removed(fleet, options, pool, tmp_path) -> None:
     script = tmp_path / "hello.sh"
     script.write_text('#!/bin/sh\necho "hello $1 from $0"\n')
-    result = run_fleet(fleet.targets(), ScriptCall(path=str(script), args=["fleet"]), options, pool=pool)
+    result = run_fleet(
+        fleet.targets(), ScriptCall(path=str(script), args=["fleet"]), options, pool=pool
+    )
 
     for host_result in result.values():
         assert host_result.status is HostStatus.CHANGED, host_result.error
@@ -88,7 +90,9 @@ def test_copy_then_fetch_on_every_host(fleet: SshdFleet, options, pool, tmp_path
     assert [p.name for p in dest.parent.iterdir()] == ["motd"]  # no temp files left
 
     local = tmp_path / "fetched"
-    fetched = run_fleet(fleet.targets(), FetchCall(src=str(dest), dest=str(local)), options, pool=pool)
+    fetched = run_fleet(
+        fleet.targets(), FetchCall(src=str(dest), dest=str(local)), options, pool=pool
+    )
     for host in fleet.hosts:
         result = fetched[host.name]
         assert result.status is HostStatus.CHANGED, result.error

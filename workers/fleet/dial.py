@@ -138,6 +138,11 @@ def _handshake(
     _prefer_known_key_types(transport, settings.verifier, target)
     try:
         transport.start_client(timeout=settings.connect_timeout)
+        # start_client may return when the transport thread died (e.g. no banner in time);
+        # the saved reason is the real error.
+        if not transport.is_active():
+            raise transport.get_exception() or paramiko.SSHException("connection closed")
+        transport.get_remote_server_key()
     except (paramiko.SSHException, EOFError, OSError) as exc:
         transport.close()
         reason = str(exc) or type(exc).__name__
