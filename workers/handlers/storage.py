@@ -89,7 +89,8 @@ def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]
         mode=params.mode,
     )
     # For qcow2 this flag plus allocation == capacity makes libvirt preallocate with falloc.
-    flags = libvirt.VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA if full else 0
+    qcow2_full = full and params.format == "qcow2"
+    flags = libvirt.VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA if qcow2_full else 0
     if full:
         published = build_and_publish(
             pool,

@@ -150,18 +150,30 @@ def ensure_dir_pool(
         actions.append("defined")
     else:
         _check_existing_pool(pool, path)
-    if not pool.isActive():
-        if not os.path.isdir(path):
-            pool.build(0)  # creates the directory
-            actions.append("built")
-        pool.create(0)
-        if "defined" in actions:
-            created(f"running pool {name}", pool.destroy)
-        actions.append("started")
-    if pool.isPersistent() and bool(pool.autostart()) != autostart:
-        pool.setAutostart(int(autostart))
-        actions.append("autostart on" if autostart else "autostart off")
+    try:
+        if not pool.isActive():
+            _start(pool, path, created, actions)
+        if bool(pool.autostart()) != autostart:
+            pool.setAutostart(int(autostart))
+            actions.append("autostart on" if autostart else "autostart off")
+    except libvirt.libvirtError as exc:
+        raise JobFailed(f"libvirt could not set up storage pool {name!r}: {exc}") from None
     return pool, actions
+
+
+def _start(
+    pool: libvirt.virStoragePool,
+    path: str,
+    created: Callable[[str, Callable[[], None]], None],
+    actions: list[str],
+) -> None:
+    if not os.path.isdir(path):
+        pool.build(0)  # creates the directory
+        actions.append("built")
+    pool.create(0)
+    if "defined" in actions:
+        created(f"running pool {pool.name()}", pool.destroy)
+    actions.append("started")
 
 
 def _define_dir_pool(

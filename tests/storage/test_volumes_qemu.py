@@ -1,0 +1,251 @@
+"""Volume jobs on the real libvirtd, checked on disk with qemu-img, qemu-io and stat."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.errors import Conflict, InvalidInput
+from orchestrator.storage.names import partial_name
+from tests.storage.conftest import DirPool, JobHarness
+
+pytestmark = pytest.mark.libvirtd
+
+MiB = 1024**2
+GiB = 1024**3
+
+
+def qemu_img_info(path: Path | str) -> dict[str, Any]:
+    out = subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def qemu_io(path: Path | str, fmt: str, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["qemu-io", "-f", fmt, "-c", command, str(path)], capture_output=True, text=True
+    )
+
+
+def pool_files(pool: DirPool) -> list[str]:
+    return sorted(os.listdir(pool.path))
+
+
+def create(jobs: JobHarness, pool: DirPool, name: str, **params: Any) -> dict[str, Any]:
+    return jobs.run("volume.create", {"pool": pool.name, "name": name, **params})
+
+
+def test_sparse_qcow2_is_a_small_file_of_the_asked_size(
+    qemu_jobs: JobHarness, dir_pool: DirPool
+) -> None:
+    result = create(qemu_jobs, dir_pool, "disk.qcow2", capacity="6G", mode="0640")
+    path = dir_pool.path / "disk.qcow2"
+    info = qemu_img_info(path)
+    assert (info["format"], info["virtual-size"]) == ("qcow2", 6 * GiB)
+    assert info["actual-size"] < MiB
+    assert "backing-filename" not in info
+    assert info["format-specific"]["data"]["compat"] == "1.1"
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+    assert result["path"] == str(path) and result["changed"] is True
+    assert result["qemu_img"]["virtual_size"] == 6 * GiB
+    assert result["qemu_img"]["format"] == "qcow2"
+
+
+def test_raw_full_allocation_takes_its_space_and_leaves_no_partial(
+    qemu_jobs: JobHarness, dir_pool: DirPool
+) -> None:
+    result = create(
+        qemu_jobs, dir_pool, "full.img", capacity="64M", format="raw", allocation="full"
+    )
+    path = dir_pool.path / "full.img"
+    assert path.stat().st_blocks * 512 >= 64 * MiB
+    assert result["allocation"] >= 64 * MiB and result["changed"] is True
+    assert pool_files(dir_pool) == ["full.img"]
+    again = create(qemu_jobs, dir_pool, "full.img", capacity="64M", format="raw", allocation="full")
+    assert again["changed"] is False
+
+
+def test_qcow2_full_allocation_preallocates(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+    create(qemu_jobs, dir_pool, "full.qcow2", capacity="32M", allocation="full")
+    assert qemu_img_info(dir_pool.path / "full.qcow2")["actual-size"] >= 32 * MiB
+
+
+def test_a_sparse_volume_does_not_satisfy_a_full_request(
+    qemu_jobs: JobHarness, dir_pool: DirPool
+) -> None:
+    create(qemu_jobs, dir_pool, "thin.img", capacity="32M", format="raw")
+    with pytest.raises(Conflict, match="allocation: wanted full"):
+        create(qemu_jobs, dir_pool, "thin.img", capacity="32M", format="raw", allocation="full")
+
+
+def test_overlay_reads_the_base_image(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+    create(qemu_jobs, dir_pool, "base.qcow2", capacity="1G")
+    base = dir_pool.path / "base.qcow2"
+    assert qemu_io(base, "qcow2", "write -P 0xab 0 64k").returncode == 0
+    result = create(qemu_jobs, dir_pool, "vm1.qcow2", backing=f"{dir_pool.name}/base.qcow2")
+    overlay = dir_pool.path / "vm1.qcow2"
+    info = qemu_img_info(overlay)
+    assert info["backing-filename"] == str(base)
+    assert info["backing-filename-format"] == "qcow2"
+    assert info["virtual-size"] == GiB
+    assert result["backing"] == {"path": str(base), "format": "qcow2"}
+    assert result["qemu_img"]["backing_file"] == str(base)
+    read = qemu_io(overlay, "qcow2", "read -P 0xab 0 64k")
+    assert read.returncode == 0 and "Pattern verification failed" not in read.stdout
+    assert qemu_io(overlay, "qcow2", "read -P 0xcd 0 64k").stdout.count("verification failed")
+
+
+def test_overlay_by_path_in_path_form(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+    create(qemu_jobs, dir_pool, "base.img", capacity="16M", format="raw")
+    base = dir_pool.path / "base.img"
+    result = qemu_jobs.run(
+        "volume.create",
+        {"path": str(dir_pool.path / "o.qcow2"), "backing": str(base), "capacity": "32M"},
+    )
+    assert (result["pool"], result["name"]) == (dir_pool.name, "o.qcow2")
+    info = qemu_img_info(dir_pool.path / "o.qcow2")
+    assert (info["backing-filename-format"], info["virtual-size"]) == ("raw", 32 * MiB)
+
+
+def test_resize_grows_refuses_to_shrink_unless_allowed(
+    qemu_jobs: JobHarness, dir_pool: DirPool
+) -> None:
+    create(qemu_jobs, dir_pool, "r.qcow2", capacity="1G")
+    target = {"pool": dir_pool.name, "name": "r.qcow2"}
+    grown = qemu_jobs.run("volume.resize", {**target, "capacity": "2G"})
+    assert (grown["previous_capacity"], grown["capacity"], grown["changed"]) == (GiB, 2 * GiB, True)
+    assert qemu_img_info(dir_pool.path / "r.qcow2")["virtual-size"] == 2 * GiB
+    assert qemu_jobs.run("volume.resize", {**target, "capacity": "2G"})["changed"] is False
+    with pytest.raises(InvalidInput, match="allow_shrink"):
+        qemu_jobs.run("volume.resize", {**target, "capacity": "1G"})
+    assert qemu_img_info(dir_pool.path / "r.qcow2")["virtual-size"] == 2 * GiB
+    qemu_jobs.run("volume.resize", {**target, "capacity": "1G", "allow_shrink": True})
+    assert qemu_img_info(dir_pool.path / "r.qcow2")["virtual-size"] == GiB
+
+
+def test_delete_removes_the_file(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+    create(qemu_jobs, dir_pool, "d.qcow2", capacity="1G")
+    qemu_jobs.run("volume.delete", {"path": str(dir_pool.path / "d.qcow2")})
+    assert pool_files(dir_pool) == []
+
+
+def test_clone_converts_raw_to_qcow2(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+    create(qemu_jobs, dir_pool, "src.img", capacity="16M", format="raw")
+    assert qemu_io(dir_pool.path / "src.img", "raw", "write -P 0x5a 1M 64k").returncode == 0
+    params = {"pool": dir_pool.name, "name": "copy.qcow2", "source": f"{dir_pool.name}/src.img"}
+    result = qemu_jobs.run("volume.clone", {**params, "format": "qcow2"})
+    copy = dir_pool.path / "copy.qcow2"
+    info = qemu_img_info(copy)
+    assert (info["format"], info["virtual-size"], result["format"]) == ("qcow2", 16 * MiB, "qcow2")
+    assert qemu_io(copy, "qcow2", "read -P 0x5a 1M 64k").stdout.count("verification failed") == 0
+    assert pool_files(dir_pool) == ["copy.qcow2", "src.img"]
+    assert qemu_jobs.run("volume.clone", {**params, "format": "qcow2"})["changed"] is False
+    with pytest.raises(Conflict, match="format"):
+        qemu_jobs.run("volume.clone", params)  # default format is the source's: raw
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> tuple[Path, str]:
+    """A small qcow2 image with data, outside any pool, and its SHA-256."""
+    path = tmp_path / "upload.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True)
+    assert qemu_io(path, "qcow2", "write -P 0x11 0 128k").returncode == 0
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_upload_imports_verified_content(
+    qemu_jobs: JobHarness, dir_pool: DirPool, image: tuple[Path, str]
+) -> None:
+    source, digest = image
+    params = {"pool": dir_pool.name, "name": "img.qcow2", "source_path": str(source)}
+    result = qemu_jobs.run("volume.upload", {**params, "sha256": digest.upper()})
+    target = dir_pool.path / "img.qcow2"
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
+    assert (result["format"], result["capacity"], result["sha256"]) == ("qcow2", 64 * MiB, digest)
+    assert qemu_img_info(target)["format"] == "qcow2"
+    assert pool_files(dir_pool) == ["img.qcow2"]
+    assert qemu_jobs.run("volume.upload", {**params, "sha256": digest})["changed"] is False
+
+
+def test_upload_with_a_wrong_checksum_leaves_nothing(
+    qemu_jobs: JobHarness, dir_pool: DirPool, image: tuple[Path, str]
+) -> None:
+    source, _ = image
+    params = {"pool": dir_pool.name, "name": "img.qcow2", "source_path": str(source)}
+    with pytest.raises(InvalidInput) as caught:
+        qemu_jobs.run("volume.upload", {**params, "sha256": "0" * 64})
+    assert caught.value.extra["errors"][0]["field"] == "params.sha256"
+    assert pool_files(dir_pool) == []
+    assert qemu_jobs.run("volume.list", {"pool": dir_pool.name})["volumes"] == []
+
+
+def test_upload_refuses_images_that_point_at_other_files(
+    qemu_jobs: JobHarness, dir_pool: DirPool, image: tuple[Path, str], tmp_path: Path
+) -> None:
+    base, _ = image
+    overlay = tmp_path / "overlay.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(overlay)],
+        check=True,
+    )
+    digest = hashlib.sha256(overlay.read_bytes()).hexdigest()
+    params = {"pool": dir_pool.name, "name": "o.qcow2", "source_path": str(overlay)}
+    with pytest.raises(InvalidInput, match="refers to another file"):
+        qemu_jobs.run("volume.upload", {**params, "sha256": digest})
+    with pytest.raises(InvalidInput, match="holds a qcow2 image, not raw"):
+        qemu_jobs.run(
+            "volume.upload", {**params, "source_path": str(base), "format": "raw", "sha256": digest}
+        )
+    assert pool_files(dir_pool) == []
+
+
+def test_a_redelivered_job_removes_its_partial_and_converges(
+    qemu_jobs: JobHarness, dir_pool: DirPool
+) -> None:
+    job_id = "job-redelivered"
+    leftover = dir_pool.path / partial_name(job_id)
+    leftover.write_bytes(b"\0" * 4096)  # what a worker killed mid-write would leave
+    params = {
+        "pool": dir_pool.name,
+        "name": "f.img",
+        "capacity": "8M",
+        "format": "raw",
+        "allocation": "full",
+    }
+    result = qemu_jobs.run("volume.create", params, job_id=job_id)
+    assert result["changed"] is True
+    assert pool_files(dir_pool) == ["f.img"]
+    assert "removed an unfinished volume left by an earlier attempt" in qemu_jobs.messages()
+
+
+def test_a_published_file_libvirt_has_not_seen_counts_as_existing(
+    qemu_jobs: JobHarness, dir_pool: DirPool
+) -> None:
+    # A worker that died after publishing but before refreshing the pool leaves exactly this.
+    path = dir_pool.path / "late.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "1G"], check=True)
+    result = create(qemu_jobs, dir_pool, "late.qcow2", capacity="1G")
+    assert result["changed"] is False
+    with pytest.raises(Conflict, match="capacity"):
+        create(qemu_jobs, dir_pool, "late.qcow2", capacity="2G")
+
+
+def test_volume_list_shows_partials(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+    create(qemu_jobs, dir_pool, "a.qcow2", capacity="1G")
+    (dir_pool.path / partial_name("lost-job")).write_bytes(b"")
+    dir_pool.pool.refresh(0)
+    volumes = qemu_jobs.run("volume.list", {"pool": dir_pool.name})["volumes"]
+    assert [(v["name"], v["partial"]) for v in volumes] == [
+        (partial_name("lost-job"), True),
+        ("a.qcow2", False),
+    ]
