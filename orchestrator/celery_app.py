@@ -35,7 +35,6 @@ def create_celery(settings: Settings, name: str = "orchestrator") -> Celery:
         task_default_queue=settings.queue,
         task_create_missing_queues=True,
         worker_send_task_events=True,
-        task_send_sent_event=True,
         worker_hijack_root_logger=False,
         broker_pool_limit=None,
     )

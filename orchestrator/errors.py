@@ -9,6 +9,7 @@ class OrchestratorError(Exception):
     """Raised when the orchestrator cannot do what was asked."""
 
     status = 500
+    title = "Orchestrator error"
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         self.detail = detail or (self.__doc__ or "").strip()
@@ -20,7 +21,7 @@ class OrchestratorError(Exception):
         name = type(self).__name__
         return {
             "type": f"urn:orchestrator:problem:{_kebab(name)}",
-            "title": (type(self).__doc__ or name).strip().splitlines()[0],
+            "title": self.title,
             "status": self.status,
             "detail": self.detail,
             **self.extra,
@@ -31,30 +32,35 @@ class InvalidInput(OrchestratorError):
     """Raised when input breaks a rule; ``errors`` names each field and rule."""
 
     status = 422
+    title = "Invalid input"
 
 
 class NotFound(OrchestratorError):
     """Raised when the named object does not exist."""
 
     status = 404
+    title = "Not found"
 
 
 class Conflict(OrchestratorError):
     """Raised when the request conflicts with the current state of the object."""
 
     status = 409
+    title = "Conflict"
 
 
 class Unavailable(OrchestratorError):
     """Raised when a service the request needs (Redis, SQL, a hypervisor) does not answer."""
 
     status = 503
+    title = "Service unavailable"
 
 
 class JobFailed(OrchestratorError):
     """Raised by a job step when the job cannot succeed; the job ends ``failed``."""
 
     status = 500
+    title = "Job failed"
 
 
 def _kebab(name: str) -> str:

@@ -36,7 +36,8 @@ class ServiceProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def start(self, timeout: float = 30.0) -> ServiceProcess:
+    def start(self, timeout: float | None = 30.0) -> ServiceProcess:
+        """Launch the process; wait until it is ready unless ``timeout`` is None."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -47,7 +48,8 @@ class ServiceProcess:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self.wait_ready(timeout)
+        if timeout is not None:
+            self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float) -> None:

@@ -6,7 +6,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import requests
 
@@ -53,19 +52,24 @@ class LocalStack:
             self._start(redis_server(LOCAL_REDIS_PORT, redis_dir, log_path=self.logs / "redis.log"))
         db.upgrade(self.settings.resolved_database_url)
         url = self.settings.resolved_api_url
-        self._start(self._service("api", ["api"], ready=lambda: api_ready(url)))
-        self._start(self._service("recorder", ["recorder"]))
-        self.start_worker(self.settings.hypervisor, self.settings.libvirt_uri)
+        # Launch everything, then wait: the services boot in parallel.
+        launched = [
+            self._launch(self._service("api", ["api"], ready=lambda: api_ready(url))),
+            self._launch(self._service("recorder", ["recorder"])),
+            self._launch(self.worker(self.settings.hypervisor, self.settings.libvirt_uri)),
+        ]
         if self.flower:
-            self._start(self._flower())
+            launched.append(self._launch(self._flower()))
+        for service in launched:
+            service.wait_ready(60)
 
-    def start_worker(self, hypervisor: str, libvirt_uri: str) -> ServiceProcess:
+    def worker(self, hypervisor: str, libvirt_uri: str, *extra: str) -> ServiceProcess:
+        """A worker service for ``hypervisor``, ready once its heartbeat is in Redis."""
         live = LiveState.from_url(self.settings.resolved_redis_url)
-        args = ["worker", "--hypervisor", hypervisor, "--libvirt-uri", libvirt_uri]
-        service = self._service(
+        args = ["worker", "--hypervisor", hypervisor, "--libvirt-uri", libvirt_uri, *extra]
+        return self._service(
             f"worker-{hypervisor}", args, ready=lambda: live.heartbeat(hypervisor) is not None
         )
-        return self._start(service)
 
     def stop(self) -> None:
         while self.services:
@@ -104,9 +108,12 @@ class LocalStack:
         )
 
     def _start(self, service: ServiceProcess) -> ServiceProcess:
-        self.services.append(service)
-        service.start(timeout=60)
+        self._launch(service).wait_ready(60)
         return service
+
+    def _launch(self, service: ServiceProcess) -> ServiceProcess:
+        self.services.append(service)
+        return service.start(timeout=None)
 
 
 @contextmanager
@@ -117,7 +124,3 @@ def running_stack(settings: Settings, *, flower: bool = True) -> Iterator[LocalS
         yield stack
     finally:
         stack.stop()
-
-
-def log_dir(settings: Settings) -> Path:
-    return settings.var_dir.resolve() / "logs"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
 import libvirt
 import pytest
@@ -32,3 +34,27 @@ def test_conn() -> Iterator[libvirt.virConnect]:
     conn = libvirt.open("test:///default")
     yield conn
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real redis-server for the run; each stack flushes it before use."""
+    from tests.support.services import redis_url, running_redis
+
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield redis_url(server)
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path, redis_server: str):  # type: ignore[no-untyped-def]
+    """Factory: ``make_stack({"hv1": "test:///default"}, **settings)`` -> a running RunningStack."""
+    from tests.support.services import test_stack
+
+    with ExitStack() as stacks:
+
+        def make(hypervisors: dict[str, str], redis_url: str | None = None, **overrides):  # type: ignore[no-untyped-def]
+            return stacks.enter_context(
+                test_stack(tmp_path, redis_url or redis_server, hypervisors, **overrides)
+            )
+
+        yield make
