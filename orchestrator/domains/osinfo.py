@@ -56,6 +56,7 @@ class OsVariant:
     version: str | None = None
     minimum_ram_mib: int | None = None
     recommended_ram_mib: int | None = None
+    recommended_vcpus: int | None = None
     devices: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -130,6 +131,7 @@ class OsVariant:
             "version": self.version,
             "minimum_ram_mib": self.minimum_ram_mib,
             "recommended_ram_mib": self.recommended_ram_mib,
+            "recommended_vcpus": self.recommended_vcpus,
             "virtio_disk": self.supports_virtio_disk,
             "virtio_net": self.supports_virtio_net,
         }
@@ -201,7 +203,9 @@ class _Entry:
     parents: tuple[str, ...]
     devices: frozenset[str]
     unsupported: frozenset[str]
-    ram: dict[str, int]
+    resources: dict[str, int]
+    # <resources inherit="true"/>: take the resources of the OS this one derives from.
+    inherit_resources: bool
 
 
 def _read_entries(paths: Iterable[Path]) -> Iterator[_Entry]:
@@ -228,24 +232,32 @@ def _entry(os_el: ET.Element) -> _Entry:
         ),
         devices=frozenset(d.get("id", "") for d in devices if d.get("supported") != "false"),
         unsupported=frozenset(d.get("id", "") for d in devices if d.get("supported") == "false"),
-        ram=_ram(os_el),
+        resources=_resources(os_el),
+        inherit_resources=os_el.find("resources[@inherit='true']") is not None,
     )
 
 
-def _ram(os_el: ET.Element) -> dict[str, int]:
-    """``{"minimum": MiB, "recommended": MiB}`` for x86_64, else for all architectures."""
+def _resources(os_el: ET.Element) -> dict[str, int]:
+    """Minimum and recommended RAM (bytes) and CPUs, x86_64 first, then "all", as virtinst.
+
+    A missing recommendation is twice the minimum, as virtinst approximates it.
+    """
     found: dict[str, int] = {}
-    for arch in ("x86_64", "all"):
-        for res in os_el.findall(f"resources[@arch='{arch}']"):
-            for kind in ("minimum", "recommended"):
-                text = res.findtext(f"{kind}/ram")
-                if text and kind not in found:
-                    found[kind] = int(text) // _MIB
+    for kind in ("minimum", "recommended"):
+        for key in ("ram", "n-cpus"):
+            for arch in ("x86_64", "all"):
+                text = os_el.findtext(f"resources[@arch='{arch}']/{kind}/{key}")
+                if text and int(text) > 0:
+                    found[f"{kind}/{key}"] = int(text)
+                    break
+    for key in ("ram", "n-cpus"):
+        if f"recommended/{key}" not in found and f"minimum/{key}" in found:
+            found[f"recommended/{key}"] = 2 * found[f"minimum/{key}"]
     return found
 
 
 def _flatten(raw: dict[str, _Entry], entry: _Entry) -> OsVariant:
-    devices, ram = _inherited(raw, entry, set())
+    res = _own_or_inherited_resources(raw, entry)
     return OsVariant(
         id=entry.id,
         short_ids=entry.short_ids or (entry.id,),
@@ -253,27 +265,33 @@ def _flatten(raw: dict[str, _Entry], entry: _Entry) -> OsVariant:
         family=entry.family,
         distro=entry.distro,
         version=entry.version,
-        minimum_ram_mib=ram.get("minimum"),
-        recommended_ram_mib=ram.get("recommended"),
-        devices=devices,
+        minimum_ram_mib=res["minimum/ram"] // _MIB if "minimum/ram" in res else None,
+        recommended_ram_mib=res["recommended/ram"] // _MIB if "recommended/ram" in res else None,
+        recommended_vcpus=res.get("recommended/n-cpus"),
+        devices=_inherited_devices(raw, entry, set()),
     )
 
 
-def _inherited(
-    raw: dict[str, _Entry], entry: _Entry, seen: set[str]
-) -> tuple[frozenset[str], dict[str, int]]:
-    """Devices of the entry and its ancestors (minus those it marks unsupported), and RAM."""
+def _own_or_inherited_resources(raw: dict[str, _Entry], entry: _Entry) -> dict[str, int]:
+    seen = {entry.id}
+    while entry.inherit_resources and entry.parents:
+        parent = raw.get(entry.parents[0])
+        if parent is None or parent.id in seen:
+            break
+        seen.add(parent.id)
+        entry = parent
+    return entry.resources
+
+
+def _inherited_devices(raw: dict[str, _Entry], entry: _Entry, seen: set[str]) -> frozenset[str]:
+    """Devices of the entry and its ancestors, minus those it marks unsupported."""
     seen.add(entry.id)
-    devices, ram = set(entry.devices), dict(entry.ram)
+    devices = set(entry.devices)
     for parent_id in entry.parents:
         parent = raw.get(parent_id)
-        if parent is None or parent_id in seen:
-            continue
-        parent_devices, parent_ram = _inherited(raw, parent, seen)
-        devices |= parent_devices
-        for kind, mib in parent_ram.items():
-            ram.setdefault(kind, mib)
-    return frozenset(devices - entry.unsupported), ram
+        if parent is not None and parent_id not in seen:
+            devices |= _inherited_devices(raw, parent, seen)
+    return frozenset(devices - entry.unsupported)
 
 
 _MAJOR = re.compile(r"^[a-z][a-z-]*?\d+$")

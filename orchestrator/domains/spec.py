@@ -118,7 +118,9 @@ class DomainSpec(SpecModel):
 
     name: Annotated[str, AfterValidator(lambda v: check_object_name(v, "name"))]
     uuid: UUID | None = None
-    vcpus: int = Field(1, ge=1, le=512)
+    vcpus: int | None = Field(
+        None, ge=1, le=512, description="Default: the OS variant's recommendation, else 1."
+    )
     cpuset: Annotated[str, AfterValidator(check_cpuset)] | None = Field(
         None, description="Host CPUs the vCPUs may run on, libvirt syntax: '1-3,^2'."
     )

@@ -45,13 +45,14 @@ def fill_defaults(
         name=spec.name,
         uuid=str(spec.uuid) if spec.uuid else None,
         domain_type=spec.virt_type or host.domain_type,
-        vcpus=spec.vcpus,
+        vcpus=spec.vcpus or osinfo.recommended_vcpus or 1,
         cpuset=spec.cpuset,
         memory_mib=spec.memory_mib,
         os_id=None if osinfo.is_generic else osinfo.id,
         clock_offset="localtime" if osinfo.is_windows else "utc",
         boot=_boot(spec, machine, host.arch),
-        cpu=spec.cpu or host.cpu,
+        # The host's CPU setting is for KVM; under TCG qemu emulates its default CPU.
+        cpu=spec.cpu or (host.cpu if (spec.virt_type or host.domain_type) == "kvm" else None),
         disks=_disks(spec, osinfo, machine, host, cloud_init_iso),
         interfaces=tuple(_interface(net, osinfo, machine) for net in spec.networks),
         graphics=_graphics(spec),
@@ -69,7 +70,7 @@ def _boot(spec: DomainSpec, machine: str, arch: str) -> ResolvedBoot:
     if spec.boot_source == "kernel":
         return ResolvedBoot(machine, arch, spec.boot_order, kernel=spec.kernel)
     final = spec.boot_order or ("hd",)
-    install = {"cdrom": ("cdrom", "hd"), "pxe": ("network",)}.get(spec.boot_source)
+    install = {"cdrom": ("cdrom", "hd"), "pxe": ("network", "hd")}.get(spec.boot_source)
     return ResolvedBoot(machine, arch, final, install_boot_devices=install)
 
 
@@ -84,7 +85,9 @@ def _disks(
     disks = [_disk(spec, i, d, osinfo, machine, host, targets) for i, d in enumerate(spec.disks)]
     cdrom_bus = osinfo.default_cdrom_bus(machine)
     if spec.cdrom is not None:
-        disks.append(_iso(spec.cdrom, cdrom_bus, targets, "cdrom", install_media=True))
+        # Windows setup reboots into its second stage from the media, so it stays attached.
+        install_media = not osinfo.is_windows
+        disks.append(_iso(spec.cdrom, cdrom_bus, targets, "cdrom", install_media=install_media))
     if spec.cloud_init is not None:
         seed = cloud_init_iso or f"{host.seed_dir}/{spec.name}-cidata.iso"
         disks.append(_iso(PathSource(type="path", path=seed), cdrom_bus, targets, "cloud_init"))

@@ -1,0 +1,247 @@
+"""Rendered domain XML for a spread of specs, compared with golden files (REGEN_GOLDEN=1).
+
+Each golden file is also defined on a private test:///default hypervisor, so libvirt's own
+parser accepts what we render.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+
+from orchestrator.domains.osinfo import resolve_os_variant
+from orchestrator.domains.spec import CpuSpec, DomainSpec
+from tests.domains.conftest import GOLDEN_DIR
+from workers.domxml import HostDefaults, fill_defaults, render_domain_xml
+
+NESTED_KVM_CPU = CpuSpec(mode="custom", model="qemu64", disabled_features=("svm",))
+UUID = "8f0d3a52-6f0e-4a54-9a3b-0d6e2b9b1a11"
+
+
+def _spec(**fields: Any) -> dict[str, Any]:
+    return {"memory_mib": 1024, "uuid": UUID, **fields}
+
+
+SPECS: dict[str, tuple[dict[str, Any], HostDefaults]] = {
+    "cdrom_install_rhel7": (
+        _spec(
+            name="c73",
+            vcpus=1,
+            boot_source="cdrom",
+            cdrom={"type": "path", "path": "/var/lib/libvirt/boot/CentOS-7.iso"},
+            disks=[
+                {
+                    "source": {
+                        "type": "path",
+                        "path": "/var/lib/libvirt/images/c73.qcow2",
+                        "size_gib": 6,
+                    },
+                    "format": "qcow",
+                }
+            ],
+            graphics={"type": "vnc", "listen": "0.0.0.0"},
+            os_variant="rhel7",
+        ),
+        HostDefaults(cpu=NESTED_KVM_CPU),
+    ),
+    "import_volume_debian11_q35": (
+        _spec(
+            name="deb",
+            boot_source="import",
+            disks=[{"source": {"type": "volume", "pool": "default", "volume": "deb.qcow2"}}],
+            os_variant="debian11",
+            serials=[{"type": "pty"}],
+            graphics={"type": "none"},
+        ),
+        HostDefaults(known_formats={"default/deb.qcow2": "qcow2"}),
+    ),
+    "new_overlay_volume": (
+        _spec(
+            name="ovl",
+            boot_source="import",
+            disks=[
+                {
+                    "source": {
+                        "type": "new_volume",
+                        "pool": "vms",
+                        "size_gib": 20,
+                        "backing_volume": "debian11-base.qcow2",
+                    },
+                }
+            ],
+            os_variant="debian11",
+            cpu={"mode": "host-passthrough"},
+        ),
+        HostDefaults(cpu=NESTED_KVM_CPU),
+    ),
+    "kernel_boot_escaped_cmdline": (
+        _spec(
+            name="kern",
+            vcpus=2,
+            cpuset="1-3,^2",
+            boot_source="kernel",
+            kernel={
+                "kernel": "/boot/vmlinuz",
+                "initrd": "/boot/initrd.img",
+                "cmdline": "console=ttyS0 note=\"a<b & c>d\" 'q'",
+            },
+            disks=[
+                {
+                    "source": {"type": "path", "path": "/srv/kern.raw"},
+                    "bus": "sata",
+                    "cache": "none",
+                }
+            ],
+            networks=[],
+            serials=[{"type": "file", "path": "/var/log/kern-serial.log"}],
+        ),
+        HostDefaults(),
+    ),
+    "pxe_install_two_nics": (
+        _spec(
+            name="pxe01",
+            boot_source="pxe",
+            disks=[{"source": {"type": "new_volume", "pool": "default", "size_gib": 8}}],
+            networks=[
+                {"type": "network", "source": "provisioning", "mac": "52:54:00:AA:00:01"},
+                {"type": "bridge", "source": "br0", "model": "e1000e"},
+            ],
+            os_variant="fedora37",
+        ),
+        HostDefaults(cpu=CpuSpec(mode="host-model")),
+    ),
+    "windows10_keeps_media": (
+        _spec(
+            name="w10",
+            memory_mib=4096,
+            boot_source="cdrom",
+            cdrom={"type": "volume", "pool": "isos", "volume": "Win10.iso"},
+            disks=[{"source": {"type": "new_volume", "pool": "default", "size_gib": 64}}],
+            os_variant="win10",
+        ),
+        HostDefaults(),
+    ),
+    "windows_xp_legacy_bus": (
+        _spec(
+            name="wxp",
+            memory_mib=512,
+            boot_source="import",
+            disks=[{"source": {"type": "path", "path": "/srv/wxp.raw"}}],
+            os_variant="winxp",
+            graphics={"type": "vnc", "port": 5911},
+        ),
+        HostDefaults(),
+    ),
+    "spice_password_hidden": (
+        _spec(
+            name="spicy",
+            boot_source="import",
+            disks=[{"source": {"type": "path", "path": "/srv/spicy.qcow2"}, "format": "qcow2"}],
+            os_variant="ubuntu22.04",
+            graphics={"type": "spice", "listen": "127.0.0.1", "password": "n0t-in-output"},
+        ),
+        HostDefaults(),
+    ),
+    "cloud_init_seed_cdrom": (
+        _spec(
+            name="cloud1",
+            boot_source="import",
+            disks=[
+                {
+                    "source": {
+                        "type": "new_volume",
+                        "pool": "default",
+                        "size_gib": 10,
+                        "backing_volume": "jammy.qcow2",
+                    }
+                }
+            ],
+            os_variant="ubuntu22.04",
+            cloud_init={"ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 ops@example"]},
+            graphics={"type": "none"},
+            serials=[{"type": "pty"}],
+        ),
+        HostDefaults(cpu=NESTED_KVM_CPU),
+    ),
+    "generic_tcg_many_disks": (
+        _spec(
+            name="gen",
+            virt_type="qemu",
+            boot_source="import",
+            boot_order=["hd", "cdrom", "network"],
+            disks=[
+                {"source": {"type": "path", "path": "/srv/a.raw"}},
+                {
+                    "source": {"type": "path", "path": "/srv/b.qcow2"},
+                    "format": "qcow2",
+                    "bus": "scsi",
+                },
+                {"source": {"type": "path", "path": "/srv/tools.iso"}, "device": "cdrom"},
+                {"source": {"type": "path", "path": "/srv/ro.raw"}, "readonly": True, "bus": "usb"},
+            ],
+            os_variant="generic",
+        ),
+        HostDefaults(cpu=NESTED_KVM_CPU),
+    ),
+    "no_os_variant_defaults": (
+        _spec(
+            name="plain",
+            boot_source="import",
+            disks=[{"source": {"type": "path", "path": "/srv/plain.img"}}],
+            networks=[{"source": "default", "model": "virtio"}],
+        ),
+        HostDefaults(domain_type="qemu", machines=("pc",)),
+    ),
+}
+
+
+def _render_all(name: str) -> dict[str, str]:
+    raw, host = SPECS[name]
+    spec = DomainSpec.model_validate(raw)
+    variant = resolve_os_variant(spec.os_variant or "generic").variant
+    resolved = fill_defaults(spec, variant, host)
+    out = {f"{name}.xml": render_domain_xml(resolved)}
+    if resolved.has_install_phase:
+        out[f"{name}.install.xml"] = render_domain_xml(resolved, phase="install")
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_rendered_xml_matches_golden_file(name: str, regen_golden: bool) -> None:
+    for file_name, xml in _render_all(name).items():
+        golden = GOLDEN_DIR / file_name
+        if regen_golden or not golden.exists():
+            golden.write_text(xml)
+        assert xml == golden.read_text(), f"{file_name} changed; REGEN_GOLDEN=1 to accept"
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_libvirt_accepts_the_rendered_xml(name: str, test_conn: libvirt.virConnect) -> None:
+    for xml in _render_all(name).values():
+        dom = test_conn.defineXML(xml)
+        try:
+            assert dom.name() == SPECS[name][0]["name"]
+        finally:
+            dom.undefine()
+
+
+def test_every_golden_file_belongs_to_a_spec() -> None:
+    expected = {f for name in SPECS for f in _render_all(name)}
+    assert {p.name for p in Path(GOLDEN_DIR).glob("*.xml")} == expected
+
+
+def test_shown_xml_hides_the_password_and_libvirts_copy_has_it() -> None:
+    raw, host = SPECS["spice_password_hidden"]
+    spec = DomainSpec.model_validate(raw)
+    resolved = fill_defaults(spec, resolve_os_variant("ubuntu22.04").variant, host)
+    assert "n0t-in-output" not in render_domain_xml(resolved)
+    assert 'passwd="n0t-in-output"' in render_domain_xml(resolved, reveal_secrets=True)
+    assert "n0t-in-output" not in repr(spec) and "n0t-in-output" not in spec.model_dump_json()
+
+
+def test_markup_in_values_is_escaped_not_interpreted() -> None:
+    xml = (GOLDEN_DIR / "kernel_boot_escaped_cmdline.xml").read_text()
+    assert "<cmdline>console=ttyS0 note=\"a&lt;b &amp; c&gt;d\" 'q'</cmdline>" in xml
