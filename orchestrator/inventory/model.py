@@ -8,6 +8,7 @@ group order, host vars from the source, ``host_vars/<host>``.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,7 +92,8 @@ class Inventory:
             merged |= group.file_vars
         merged |= host.vars
         merged |= host.file_vars
-        return {k: v for k, v in merged.items() if k not in INTERNAL_VARS}
+        # A deep copy, so that a caller changing a nested value cannot change the inventory.
+        return copy.deepcopy({k: v for k, v in merged.items() if k not in INTERNAL_VARS})
 
     def group_hosts(self, name: str) -> list[str]:
         """Hosts of group ``name`` and of every group below it, in Ansible's order."""

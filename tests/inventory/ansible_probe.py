@@ -27,9 +27,9 @@ def main() -> None:
     def capture(self: Any, msg: str, *args: Any, **kwargs: Any) -> None:
         warnings.append(str(msg))
 
-    Display.warning = capture  # type: ignore[method-assign]
+    Display.warning = capture
     loader = DataLoader()
-    answers = []
+    answers: list[dict[str, Any]] = []
     for pattern, limit in request["queries"]:
         inventory = InventoryManager(loader=loader, sources=[request["inventory"]])
         warnings.clear()

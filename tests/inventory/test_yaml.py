@@ -41,7 +41,7 @@ def test_yaml_groups_hosts_and_string_forms() -> None:
 
 
 def test_format_is_detected_from_the_text() -> None:
-    assert list(parse_inventory(TEXT).hosts)[0] == "web1"
+    assert "web1" in parse_inventory(TEXT).hosts
     assert list(parse_inventory("[g]\nh1\n").hosts) == ["h1"]
     assert list(parse_inventory("h1\nh2\n").hosts) == ["h1", "h2"]
 
@@ -79,7 +79,7 @@ def test_bad_yaml_names_file_line_and_rule(text: str, line: int, rule: str) -> N
 
 
 def test_empty_yaml_is_rejected() -> None:
-    with pytest.raises(InvalidInput, match="inv.yml: Parsed empty YAML file"):
+    with pytest.raises(InvalidInput, match=r"inv\.yml: Parsed empty YAML file"):
         parse_inventory("", "yaml", source="inv.yml")
 
 
