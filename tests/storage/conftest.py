@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,14 @@ class JobHarness:
     live: LiveState
     last_job_id: str = ""
 
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings(hypervisor="t", libvirt_uri=self.conn.getURI())
+
     def run(self, kind: str, params: dict[str, Any], job_id: str | None = None) -> dict[str, Any]:
         job_id = job_id or f"job-{uuid.uuid4().hex[:12]}"
         self.last_job_id = job_id
-        settings = Settings(hypervisor="t", libvirt_uri=self.conn.getURI())
-        ctx = JobContext(job_id, 1, kind, settings, self.live, lambda: self.conn)
+        ctx = JobContext(job_id, 1, kind, self.settings, self.live, lambda: self.conn)
         try:
             result = HANDLERS[kind](ctx, parse_params(get_kind(kind), params))
         except Exception:

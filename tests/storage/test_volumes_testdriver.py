@@ -25,7 +25,7 @@ def test_create_reports_the_volume_and_changed(test_jobs: JobHarness) -> None:
     assert result["path"] == "/default-pool/disk.qcow2"
     assert (result["format"], result["capacity"]) == ("qcow2", 6 * GiB)
     assert result["backing"] is None and result["qemu_img"] is None  # files are not local here
-    assert "qcow2 volume default-pool/disk.qcow2 (6 GiB, sparse)" in test_jobs.messages()
+    assert "created qcow2 volume default-pool/disk.qcow2 (6 GiB, sparse)" in test_jobs.messages()
 
 
 def test_same_spec_again_changes_nothing(test_jobs: JobHarness) -> None:

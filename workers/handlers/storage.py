@@ -56,7 +56,7 @@ from workers.storage.volumes import (
 def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]:
     pool, name = resolve_target(ctx.libvirt, params.target)
     require_active(pool)
-    backing = _backing(ctx, params)
+    backing = _backing(ctx, params, pool)
     capacity = params.capacity or (backing.capacity if backing else 0)
     full = params.allocation == "full"
     wanted = VolumeSpec(
@@ -107,10 +107,10 @@ def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]
         volume, ours = create_or_find(ctx, pool, name, render_volume_xml(definition), flags)
     if not ours:
         return accept_existing(ctx, pool, volume, wanted, params.inspect)
-    shown = (
-        f"{params.format} volume {pool.name()}/{name} ({format_size(capacity)}, {params.allocation}"
-    )
-    ctx.event(shown + (f", backed by {backing.path})" if backing else ")"))
+    details = [format_size(capacity), params.allocation]
+    if backing:
+        details.append(f"backed by {backing.path}")
+    ctx.event(f"created {params.format} volume {pool.name()}/{name} ({', '.join(details)})")
     return volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
 
 
@@ -201,7 +201,10 @@ def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]
     if users:
         raise Conflict(f"volume {label} is a disk of domains {', '.join(users)}", domains=users)
     path = volume.path()
-    delete_volume(volume)
+    try:
+        delete_volume(volume)
+    except libvirt.libvirtError as exc:
+        raise JobFailed(f"libvirt could not delete volume {label}: {exc}") from None
     ctx.event(f"deleted volume {label}", data={"path": path})
     return {"pool": pool.name(), "name": name, "path": path, "changed": True}
 
@@ -276,10 +279,13 @@ def pool_ensure(ctx: JobContext, params: PoolEnsureParams) -> dict[str, Any]:
     return {**describe_pool(pool), "actions": actions, "changed": bool(actions)}
 
 
-def _backing(ctx: JobContext, params: VolumeCreateParams) -> VolumeFacts | None:
+def _backing(
+    ctx: JobContext, params: VolumeCreateParams, pool: libvirt.virStoragePool
+) -> VolumeFacts | None:
     if params.backing is None:
         return None
-    backing = describe_volume(resolve_reference(ctx.libvirt, params.backing, "params.backing"))
+    found = resolve_reference(ctx.libvirt, params.backing, "params.backing", known_pool=pool)
+    backing = describe_volume(found)
     if backing.format not in ("qcow2", "raw"):
         raise _invalid("params.backing", f"has format {backing.format}; only qcow2 or raw")
     if params.capacity is not None and params.capacity < backing.capacity:

@@ -37,12 +37,22 @@ def resolve_target(
     return find_pool(conn, pool_name), name
 
 
-def resolve_reference(conn: libvirt.virConnect, text: str, field: str) -> libvirt.virStorageVol:
-    """The existing volume ``pool/name`` or path ``text``; InvalidInput naming ``field`` if none."""
+def resolve_reference(
+    conn: libvirt.virConnect,
+    text: str,
+    field: str,
+    known_pool: libvirt.virStoragePool | None = None,
+) -> libvirt.virStorageVol:
+    """The existing volume ``pool/name`` or path ``text``; InvalidInput naming ``field`` if none.
+
+    ``known_pool``, already looked up by the caller, saves a round trip when it is the one named.
+    """
     locator = parse_volume_locator(text)
     try:
         if locator.path is not None:
             return conn.storageVolLookupByPath(locator.path)
+        if known_pool is not None and known_pool.name() == locator.pool:
+            return known_pool.storageVolLookupByName(locator.name)
         return conn.storagePoolLookupByName(locator.pool).storageVolLookupByName(locator.name)
     except libvirt.libvirtError as exc:
         code = exc.get_error_code()
