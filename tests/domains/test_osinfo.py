@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -94,7 +95,7 @@ def test_summary_lists_what_the_api_shows() -> None:
     assert summary["recommended_vcpus"] == 2
 
 
-def _virtinst_view() -> dict[str, dict[str, object]]:
+def _virtinst_view() -> dict[str, dict[str, Any]]:
     probe = subprocess.run(
         ["/usr/bin/python3", "-c", _VIRTINST_PROBE], capture_output=True, text=True, check=False
     )
@@ -122,5 +123,5 @@ def test_every_variant_gets_virtinst_device_defaults() -> None:
         assert got == want, os_id
         if not expected["virtio_net"] and machine == "pc":
             models = expected["netmodels"]
-            prefs = [m for m in ("e1000", "rtl8139", "ne2k_pci", "pcnet") if m in models]  # type: ignore[operator]
+            prefs = [m for m in ("e1000", "rtl8139", "ne2k_pci", "pcnet") if m in models]
             assert variant.default_nic_model("pc") == (prefs[0] if prefs else "e1000"), os_id
