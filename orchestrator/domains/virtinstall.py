@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from orchestrator.domains.spec import DomainSpec
+from orchestrator.domains.spec import CpuSpec, DomainSpec
 from orchestrator.domains.suboptions import as_number, option_error, split_suboptions
 from orchestrator.domains.virtinstall_devices import (
     boot_option,
@@ -248,6 +248,17 @@ def _vcpus(vcpus: str | None, cpuset: str | None, spec: dict[str, Any], notes: l
         subs["cpuset"] = cpuset
     if subs.get("cpuset"):
         spec["cpuset"] = subs["cpuset"]
+
+
+def cpu_from_setting(value: str) -> CpuSpec:
+    """A hypervisor's ``cpu_mode`` setting in ``--cpu`` syntax (``qemu64,-svm``) as a CpuSpec."""
+    try:
+        return CpuSpec.model_validate(_cpu(value))
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"cpu_mode {value!r} is not a valid --cpu value",
+            errors=validation_errors(exc, prefix="cpu_mode"),
+        ) from None
 
 
 def _cpu(value: str) -> dict[str, Any]:

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from orchestrator.domains.osinfo import resolve_os_variant
-from orchestrator.domains.virtinstall import parse_virt_install, parse_virt_install_command
+from orchestrator.domains.virtinstall import (
+    cpu_from_setting,
+    parse_virt_install,
+    parse_virt_install_command,
+)
 from orchestrator.errors import InvalidInput
 from tests.domains.corpus import SEED
 from workers.domxml import HostDefaults, fill_defaults, render_domain_xml
@@ -209,3 +213,11 @@ def test_sub_option_syntax_matches_virt_install() -> None:
     assert spec.networks[0].model == "e1000" and spec.networks[0].mac == "52:54:00:00:00:02"
     assert spec.graphics.port is None
     assert spec.autostart and not spec.reboot_after_install
+
+
+def test_hypervisor_cpu_setting_reads_like_the_cpu_option() -> None:
+    nested = cpu_from_setting("qemu64,-svm")
+    assert (nested.mode, nested.model, nested.disabled_features) == ("custom", "qemu64", ("svm",))
+    assert cpu_from_setting("host-passthrough").mode == "host-passthrough"
+    with pytest.raises(InvalidInput):
+        cpu_from_setting("qemu64<")
