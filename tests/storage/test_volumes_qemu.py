@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +251,46 @@ def test_volume_list_shows_partials(qemu_jobs: JobHarness, dir_pool: DirPool) ->
         (partial_name("lost-job"), True),
         ("a.qcow2", False),
     ]
+
+
+_KILLED_WORKER = """
+import sys
+import libvirt, redis
+from orchestrator.livestate import LiveState
+from tests.storage.conftest import JobHarness
+port, pool, source, digest = sys.argv[1:]
+jobs = JobHarness(libvirt.open("qemu:///system"), LiveState(redis.Redis(port=int(port))))
+params = {"pool": pool, "name": "big.img", "source_path": source, "sha256": digest}
+jobs.run("volume.upload", params, job_id="job-killed")
+"""
+
+
+def test_a_worker_killed_mid_upload_leaves_no_volume_and_the_rerun_converges(
+    qemu_jobs: JobHarness, dir_pool: DirPool, tmp_path: Path
+) -> None:
+    source = tmp_path / "big.img"
+    block = hashlib.sha256(b"seed").digest() * (MiB // 32)
+    with source.open("wb") as handle:
+        for _ in range(128):
+            handle.write(block)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    port = qemu_jobs.live.redis.connection_pool.connection_kwargs["port"]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WORKER, str(port), dir_pool.name, str(source), digest],
+        cwd=Path(__file__).parents[2],
+    )
+    partial = dir_pool.path / partial_name("job-killed")
+    deadline = time.monotonic() + 30
+    while not partial.exists() and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    worker.kill()
+    worker.wait()
+    assert partial.exists(), "the upload finished before it could be interrupted"
+    assert not (dir_pool.path / "big.img").exists()
+
+    params = {"pool": dir_pool.name, "name": "big.img", "source_path": str(source)}
+    result = qemu_jobs.run("volume.upload", {**params, "sha256": digest}, job_id="job-killed")
+    assert (result["changed"], result["format"], result["capacity"]) == (True, "raw", 128 * MiB)
+    assert pool_files(dir_pool) == ["big.img"]
+    assert hashlib.sha256((dir_pool.path / "big.img").read_bytes()).hexdigest() == digest
+    assert "removed an unfinished volume left by an earlier attempt" in qemu_jobs.messages()
