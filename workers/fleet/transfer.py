@@ -4,14 +4,18 @@ under a directory per host as Ansible does)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import posixpath
 import secrets
 import shlex
+import stat
 import tempfile
 from dataclasses import dataclass
+
+import paramiko
 
 from workers.fleet.calls import CopyCall, FetchCall
 from workers.fleet.connections import Connection
@@ -32,7 +36,7 @@ def copy(conn: Connection, call: CopyCall, ctx: ModuleContext) -> ModuleOutcome:
     if not os.path.isfile(call.src):
         raise ModuleFailed(f"copy source {call.src} is not a file on this worker")
     checksum = local_sha256(call.src)
-    current = _stat_remote(conn, call.dest, ctx)
+    current = _stat_remote(conn, call.dest, ctx, os.path.getsize(call.src))
     mode = int(call.mode, 8) if call.mode else (current.mode if current else 0o644)
     data = {"dest": call.dest, "checksum": checksum, "mode": f"{mode:04o}"}
     if current is not None and current.checksum == checksum:
@@ -88,8 +92,22 @@ def _sha256(path: str, mtime_ns: int, size: int) -> str:
     return digest.hexdigest()
 
 
-def _stat_remote(conn: Connection, dest: str, ctx: ModuleContext) -> RemoteFile | None:
-    """Checksum, mode and owner of ``dest``, or None when it does not exist (or is unreadable)."""
+def _stat_remote(
+    conn: Connection, dest: str, ctx: ModuleContext, local_size: int
+) -> RemoteFile | None:
+    """Checksum, mode and owner of ``dest``, or None when it does not exist (or is unreadable).
+    Without become an SFTP stat answers first: a missing file or another size needs no
+    checksum, which saves starting a remote shell."""
+    if not ctx.target.become:
+        sftp = open_sftp(conn, ctx)
+        try:
+            attrs = sftp.stat(dest)
+        except OSError:
+            return None
+        finally:
+            sftp.close()
+        if attrs.st_size != local_size:
+            return RemoteFile("", stat.S_IMODE(attrs.st_mode or 0), "", "")
     quoted = shlex.quote(dest)
     line = f"sha256sum -- {quoted} && stat -c '%a %U %G' -- {quoted}"
     outcome = execute(conn, line, ctx, on_line=None)
@@ -137,6 +155,9 @@ def _upload(conn: Connection, call: CopyCall, mode: int, ctx: ModuleContext) -> 
     try:
         with open(call.src, "rb") as local:
             sftp.putfo(local, staged, file_size=os.path.getsize(call.src), confirm=True)
+        if not ctx.target.become and not (call.owner or call.group):
+            _install_by_sftp(sftp, beside, call.dest, mode)
+            return
     except OSError as exc:
         raise ModuleFailed(f"upload to {staged} failed: {exc}") from None
     finally:
@@ -159,6 +180,17 @@ def _upload(conn: Connection, call: CopyCall, mode: int, ctx: ModuleContext) -> 
     finally:
         if staged != beside:
             execute(conn, f"rm -f -- {shlex.quote(staged)}", ctx, on_line=None)
+
+
+def _install_by_sftp(sftp: paramiko.SFTPClient, beside: str, dest: str, mode: int) -> None:
+    """chmod and rename over SFTP (OpenSSH's posix-rename replaces ``dest`` atomically)."""
+    try:
+        sftp.chmod(beside, mode)
+        sftp.posix_rename(beside, dest)
+    except OSError:
+        with contextlib.suppress(OSError):
+            sftp.remove(beside)
+        raise
 
 
 def _run_or_fail(conn: Connection, line: str, ctx: ModuleContext, what: str) -> None:
