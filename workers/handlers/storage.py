@@ -56,13 +56,12 @@ from workers.storage.volumes import (
 def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]:
     pool, name = resolve_target(ctx.libvirt, params.target)
     require_active(pool)
-    backing = _backing(ctx, params, pool)
-    capacity = params.capacity or (backing.capacity if backing else 0)
+    definition = _new_volume(params, name, _backing(ctx, params, pool))
     full = params.allocation == "full"
     wanted = VolumeSpec(
-        format=params.format,
-        capacity=capacity,
-        backing_path=backing.path if backing else None,
+        format=definition.format,
+        capacity=definition.capacity,
+        backing_path=definition.backing_path,
         full_allocation=full,
         owner=params.owner,
         group=params.group,
@@ -76,42 +75,54 @@ def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]
     if existing is not None:
         return accept_existing(ctx, pool, existing, wanted, params.inspect)
     if full or not params.overcommit:
-        check_space(pool, capacity, "params.capacity", "capacity")
-    definition = VolumeDefinition(
+        check_space(pool, definition.capacity, "params.capacity", "capacity")
+    if full:
+        volume, ours = _create_preallocated(ctx, pool, directory, definition)
+    else:
+        volume, ours = create_or_find(ctx, pool, name, render_volume_xml(definition))
+    if not ours:
+        return accept_existing(ctx, pool, volume, wanted, params.inspect)
+    details = [format_size(definition.capacity), params.allocation]
+    if definition.backing_path:
+        details.append(f"backed by {definition.backing_path}")
+    ctx.event(f"created {params.format} volume {pool.name()}/{name} ({', '.join(details)})")
+    return volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
+
+
+def _new_volume(
+    params: VolumeCreateParams, name: str, backing: VolumeFacts | None
+) -> VolumeDefinition:
+    capacity = params.capacity or (backing.capacity if backing else 0)
+    return VolumeDefinition(
         name=name,
         capacity=capacity,
         format=params.format,
-        allocation=capacity if full else 0,
+        allocation=capacity if params.allocation == "full" else 0,
         backing_path=backing.path if backing else None,
         backing_format=backing.format if backing else None,
         owner=params.owner,
         group=params.group,
         mode=params.mode,
     )
-    # For qcow2 this flag plus allocation == capacity makes libvirt preallocate with falloc.
-    qcow2_full = full and params.format == "qcow2"
-    flags = libvirt.VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA if qcow2_full else 0
-    if full:
-        published = build_and_publish(
-            pool,
-            directory,
-            name,
-            ctx.job_id,
-            lambda temp: create_volume(
-                pool, render_volume_xml(replace(definition, name=temp)), flags
-            ),
-            ctx.created,
-        )
-        volume, ours = published.volume, published.ours
-    else:
-        volume, ours = create_or_find(ctx, pool, name, render_volume_xml(definition), flags)
-    if not ours:
-        return accept_existing(ctx, pool, volume, wanted, params.inspect)
-    details = [format_size(capacity), params.allocation]
-    if backing:
-        details.append(f"backed by {backing.path}")
-    ctx.event(f"created {params.format} volume {pool.name()}/{name} ({', '.join(details)})")
-    return volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
+
+
+def _create_preallocated(
+    ctx: JobContext,
+    pool: libvirt.virStoragePool,
+    directory: str | None,
+    definition: VolumeDefinition,
+) -> tuple[libvirt.virStorageVol, bool]:
+    # For qcow2 this flag with allocation == capacity makes libvirt preallocate with falloc;
+    # raw volumes are preallocated by the allocation alone.
+    qcow2 = definition.format == "qcow2"
+    flags = libvirt.VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA if qcow2 else 0
+
+    def build(volume_name: str) -> libvirt.virStorageVol:
+        xml = render_volume_xml(replace(definition, name=volume_name))
+        return create_volume(pool, xml, flags)
+
+    published = build_and_publish(pool, directory, definition.name, ctx.job_id, build, ctx.created)
+    return published.volume, published.ours
 
 
 @handles("volume.clone")
