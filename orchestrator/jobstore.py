@@ -216,12 +216,22 @@ def _apply_state(session: Session, event: dict[str, Any]) -> None:
         "updated_at": at,
     }
     if state is JobState.RUNNING:
-        worker = (event.get("data") or {}).get("worker")
-        values.update(started_at=at, worker=worker, finished_at=None)
+        _record_start(session, event, at)
+        values.update(finished_at=None)
     if state.is_terminal:
         values.update(finished_at=at, result=event.get("result"), error=event.get("error"))
     session.execute(
         update(Job).where(Job.id == event["job_id"], Job.last_seq < event["seq"]).values(**values)
+    )
+
+
+def _record_start(session: Session, event: dict[str, Any], at: datetime) -> None:
+    # Who ran the latest attempt is kept even when its event arrives after the job finished.
+    worker = (event.get("data") or {}).get("worker")
+    session.execute(
+        update(Job)
+        .where(Job.id == event["job_id"], Job.attempt <= event["attempt"])
+        .values(started_at=at, worker=worker)
     )
 
 

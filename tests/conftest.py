@@ -58,3 +58,16 @@ def make_stack(tmp_path: Path, redis_server: str):  # type: ignore[no-untyped-de
             )
 
         yield make
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated database: SQLite, and PostgreSQL when ORCH_TEST_POSTGRES_URL is set."""
+    from orchestrator.db import upgrade
+    from tests.support.databases import POSTGRES_ENV, postgres_admin_url, temporary_database
+
+    if request.param == "postgresql" and not postgres_admin_url():
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV} (make test starts one)")
+    with temporary_database(request.param, tmp_path) as url:
+        upgrade(url)
+        yield url

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 import requests
 from sqlalchemy import select
 
-from orchestrator.models import Job, JobEvent
+from orchestrator.models import JobEvent
 from tests.support.services import RunningStack
 
 TEST_URI = "test:///default"
@@ -18,19 +17,6 @@ TEST_URI = "test:///default"
 @pytest.fixture
 def two_hypervisors(make_stack) -> RunningStack:  # type: ignore[no-untyped-def]
     return make_stack({"hv-a": TEST_URI, "hv-b": TEST_URI})  # type: ignore[no-any-return]
-
-
-def wait_recorded(stack: RunningStack, job_id: str, state: str, timeout: float = 10) -> Job:
-    """The job's SQL row once the recorder has written ``state`` into it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with stack.session() as session:
-            job = session.get(Job, job_id)
-            if job is not None and job.state == state:
-                return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} never recorded as {state}")
-        time.sleep(0.05)
 
 
 def test_a_ping_goes_pending_queued_running_succeeded_with_ordered_events(
@@ -58,7 +44,7 @@ def test_a_ping_goes_pending_queued_running_succeeded_with_ordered_events(
     assert states == ["queued", "running", "succeeded"]
     assert any("waiting 0.2s" in e["message"] for e in events)
 
-    row = wait_recorded(stack, job["id"], "succeeded")
+    row = stack.wait_recorded(job["id"], "succeeded")
     assert row.result == done["result"] and row.worker and row.started_at and row.finished_at
     with stack.session() as session:
         stored = session.scalars(
@@ -126,13 +112,17 @@ def test_an_idempotency_key_returns_the_first_job(two_hypervisors: RunningStack)
     body = {"kind": "ping", "hypervisor": "hv-a"}
     first = stack.api.submit(body, **{"Idempotency-Key": "ci-run-42"})
     again = requests.post(
-        f"{stack.settings.resolved_api_url}/v1/jobs", json=body,
-        headers={"Idempotency-Key": "ci-run-42"}, timeout=10,
+        f"{stack.settings.resolved_api_url}/v1/jobs",
+        json=body,
+        headers={"Idempotency-Key": "ci-run-42"},
+        timeout=10,
     )
     assert again.status_code == 200 and again.json()["id"] == first["id"]
     other = requests.post(
-        f"{stack.settings.resolved_api_url}/v1/jobs", json={**body, "hypervisor": "hv-b"},
-        headers={"Idempotency-Key": "ci-run-42"}, timeout=10,
+        f"{stack.settings.resolved_api_url}/v1/jobs",
+        json={**body, "hypervisor": "hv-b"},
+        headers={"Idempotency-Key": "ci-run-42"},
+        timeout=10,
     )
     assert other.status_code == 422
     assert "Idempotency-Key" in other.json()["detail"]
@@ -152,4 +142,4 @@ def test_a_queued_job_can_be_cancelled_and_never_runs(make_stack) -> None:  # ty
     assert after["state"] == "succeeded"
     assert stack.api.job(job["id"])["state"] == "cancelled"
     assert not [e for e in stack.api.events(job["id"]) if e["state"] == "running"]
-    assert wait_recorded(stack, job["id"], "cancelled").finished_at
+    assert stack.wait_recorded(job["id"], "cancelled").finished_at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from orchestrator.client import ApiClient
 from orchestrator.db import make_engine, make_sessionmaker, upgrade
 from orchestrator.livestate import LiveState
+from orchestrator.models import Job
 from orchestrator.processes import ServiceProcess, free_port, redis_server
 from orchestrator.settings import Settings
 from orchestrator.stack import LocalStack, api_ready
@@ -62,6 +64,18 @@ class RunningStack:
     def session(self) -> Session:
         return make_sessionmaker(make_engine(self.settings.resolved_database_url))()
 
+    def wait_recorded(self, job_id: str, state: str, timeout: float = 10) -> Job:
+        """The job's SQL row once the recorder has written ``state`` into it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.session() as session:
+                job = session.get(Job, job_id)
+                if job is not None and job.state == state:
+                    return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} never recorded as {state}")
+            time.sleep(0.05)
+
     def service(self, name: str) -> ServiceProcess:
         return next(s for s in self.stack.services if s.name == name)
 
@@ -88,8 +102,9 @@ class RunningStack:
         old = self.service(name)
         old.stop()
         self.stack.services.remove(old)
-        fresh = ServiceProcess(old.name, old.argv, log_path=old.log_path, env=old.env,
-                               ready=old.ready)
+        fresh = ServiceProcess(
+            old.name, old.argv, log_path=old.log_path, env=old.env, ready=old.ready
+        )
         self.stack._launch(fresh).wait_ready(60)
         return fresh
 
@@ -111,14 +126,15 @@ def test_stack(
     client = redis.Redis.from_url(redis_server_url)
     client.flushall()
     client.close()
-    settings = Settings(
-        var_dir=tmp / "var",
-        database_url=f"sqlite:///{tmp / 'orchestrator.db'}",
-        redis_url=redis_server_url,
-        api_port=free_port(),
-        hypervisor=next(iter(hypervisors), "local"),
-        **{**FAST_LIVENESS, **overrides},
-    )
+    defaults = {
+        "var_dir": tmp / "var",
+        "database_url": f"sqlite:///{tmp / 'orchestrator.db'}",
+        "redis_url": redis_server_url,
+        "api_port": free_port(),
+        "hypervisor": next(iter(hypervisors), "local"),
+        **FAST_LIVENESS,
+    }
+    settings = Settings(**{**defaults, **overrides})
     stack = RunningStack(settings, LocalStack(settings, flower=False))
     try:
         stack.start_api_and_recorder()

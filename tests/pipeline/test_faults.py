@@ -1,0 +1,135 @@
+"""Faults: a worker killed mid-job, Redis down at submit time, a recorder restarted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import requests
+from sqlalchemy import func, select
+
+from orchestrator.models import Job, JobEvent
+from tests.support.services import RunningStack, redis_url, running_redis
+
+TEST_URI = "test:///default"
+
+
+def wait_for_state(stack: RunningStack, job_id: str, state: str, timeout: float = 20) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while (job := stack.api.job(job_id))["state"] != state:
+        assert time.monotonic() < deadline, f"job stayed {job['state']}, wanted {state}"
+        time.sleep(0.05)
+    return job
+
+
+def kill_worker_mid_job(stack: RunningStack, job_id: str) -> int:
+    """SIGKILL the worker once it runs the job; returns the killed pid."""
+    wait_for_state(stack, job_id, "running")
+    worker = stack.workers["hv-a"]
+    pid = worker.pid
+    assert pid is not None
+    worker.kill(signal.SIGKILL)
+    worker.process.wait()  # type: ignore[union-attr]
+    return pid
+
+
+def test_a_job_whose_worker_is_killed_is_marked_lost_when_it_may_not_rerun(
+    make_stack,  # type: ignore[no-untyped-def]
+) -> None:
+    stack = make_stack({"hv-a": TEST_URI})
+    body = {"kind": "ping", "params": {"delay": 30}, "hypervisor": "hv-a", "on_worker_lost": "fail"}
+    job = stack.api.submit(body)
+    kill_worker_mid_job(stack, job["id"])
+
+    lost = stack.api.wait(job["id"], timeout=20)
+    assert lost["state"] == "lost"
+    assert "stopped heartbeating" in lost["error"]["detail"]
+    assert lost["attempt"] == 1
+
+    stack.restart("worker-hv-a")  # its redelivered message must not run the job again
+    time.sleep(1.0)
+    events = stack.api.events(job["id"])
+    assert [e["state"] for e in events if e["state"]] == ["queued", "running", "lost"]
+    assert stack.wait_recorded(job["id"], "lost").error["detail"] == lost["error"]["detail"]
+
+
+def test_a_kind_safe_to_rerun_runs_once_more_after_its_worker_dies_never_concurrently(
+    make_stack,  # type: ignore[no-untyped-def]
+) -> None:
+    stack = make_stack({"hv-a": TEST_URI})
+    job = stack.submit("ping", "hv-a", delay=30)
+    killed_pid = kill_worker_mid_job(stack, job["id"])
+    requeued = wait_for_state(stack, job["id"], "queued")
+    assert requeued["attempt"] == 2
+
+    fresh = stack.restart("worker-hv-a")
+    stack.workers["hv-a"] = fresh
+    # The second attempt started only after the first worker was gone.
+    running = wait_for_state(stack, job["id"], "running")
+    assert running["attempt"] == 2
+    with __import__("contextlib").suppress(ProcessLookupError):
+        os.kill(killed_pid, 0)
+        raise AssertionError("the first worker is still alive")
+    stack.api.http.post(f"{stack.settings.resolved_api_url}/v1/jobs/{job['id']}/cancel")
+
+    events = stack.api.events(job["id"])
+    runs = [(e["attempt"], e["state"]) for e in events if e["state"] == "running"]
+    assert runs == [(1, "running"), (2, "running")]
+    requeue = next(e for e in events if e["state"] == "queued" and e["attempt"] == 2)
+    assert "stopped heartbeating" in requeue["message"]
+
+
+def test_a_job_posted_while_redis_is_down_is_published_once_redis_is_back(
+    make_stack,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    with running_redis(tmp_path / "redis") as server:
+        stack = make_stack({"hv-a": TEST_URI}, redis_url=redis_url(server))
+        assert stack.run("ping", "hv-a")["state"] == "succeeded"
+        server.stop()
+
+        accepted = requests.post(
+            f"{stack.settings.resolved_api_url}/v1/jobs",
+            json={"kind": "ping", "hypervisor": "hv-a"},
+            timeout=30,
+        )
+        assert accepted.status_code == 202
+        job = accepted.json()
+        assert job["state"] == "pending"
+        with stack.session() as session:
+            assert session.get(Job, job["id"]).state == "pending"
+
+        server.start()
+        done = stack.api.wait(job["id"], timeout=60)
+        assert done["state"] == "succeeded"
+        events = stack.api.events(job["id"])
+        assert "queued by the recorder" in events[0]["message"]
+        assert [e["state"] for e in events if e["state"]] == ["queued", "running", "succeeded"]
+        stack.wait_recorded(job["id"], "succeeded", timeout=20)
+        stack.stack.stop()
+
+
+def test_restarting_the_recorder_loses_no_event(make_stack) -> None:  # type: ignore[no-untyped-def]
+    stack = make_stack({"hv-a": TEST_URI})
+    recorder = stack.service("recorder")
+    jobs = [stack.submit("ping", "hv-a") for _ in range(20)]
+    recorder.kill(signal.SIGKILL)
+    jobs += [stack.submit("ping", "hv-a") for _ in range(20)]
+    finished = [stack.api.wait(job["id"], timeout=60) for job in jobs]
+    assert {job["state"] for job in finished} == {"succeeded"}
+    stack.restart("recorder")
+
+    for job in jobs:
+        stack.wait_recorded(job["id"], "succeeded", timeout=30)
+    with stack.session() as session:
+        counts = dict(
+            session.execute(select(JobEvent.job_id, func.count()).group_by(JobEvent.job_id)).all()
+        )
+        for job in jobs:
+            seqs = session.scalars(
+                select(JobEvent.seq).where(JobEvent.job_id == job["id"]).order_by(JobEvent.seq)
+            ).all()
+            assert list(seqs) == [1, 2, 3], (job["id"], seqs)
+    assert len(counts) == 40
