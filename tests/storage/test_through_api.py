@@ -1,0 +1,351 @@
+"""Storage jobs and reads through the whole stack: HTTP API, Redis, recorder and Celery workers,
+on the test driver for the rules and on the real libvirtd for files checked with qemu-img."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+import requests
+
+from tests.support import services
+from tests.support.services import RunningStack
+
+TEST_HV = "tdef"
+KVM_HV = "kvm"
+TEST_POOL = "default-pool"  # the test driver's built-in directory pool
+GiB = 1024**3
+
+
+@pytest.fixture(scope="module")
+def api_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """One stack for the module (starting one costs seconds), on its own redis-server."""
+    tmp = tmp_path_factory.mktemp("through-api")
+    with ExitStack() as contexts:
+        server = contexts.enter_context(services.running_redis(tmp / "redis"))
+        hypervisors = {TEST_HV: "test:///default"}
+        yield contexts.enter_context(
+            services.test_stack(tmp, services.redis_url(server), hypervisors)
+        )
+
+
+@dataclass(frozen=True)
+class KvmPool:
+    name: str
+    path: Path
+
+
+@pytest.fixture(scope="module")
+def kvm_pool(
+    api_stack: RunningStack, qemu_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KvmPool]:
+    """A worker on the real libvirtd and a unique directory pool made by a ``pool.ensure`` job;
+    the pool, its volumes and its directory are removed afterwards, whatever happened."""
+    if KVM_HV not in api_stack.workers:
+        api_stack.add_workers({KVM_HV: qemu_uri})
+    pool = KvmPool(f"test-api-{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("pool"))
+    try:
+        done = api_stack.run(
+            "pool.ensure", KVM_HV, name=pool.name, path=str(pool.path), autostart=False
+        )
+        assert done["state"] == "succeeded", done["error"]
+        yield pool
+    finally:
+        _remove_pool(qemu_uri, pool)
+
+
+def _remove_pool(uri: str, pool: KvmPool) -> None:
+    conn = libvirt.open(uri)
+    try:
+        found = conn.storagePoolLookupByName(pool.name)
+    except libvirt.libvirtError:
+        found = None  # pool.ensure never got as far as defining it
+    try:
+        if found is not None:
+            if found.isActive():
+                found.refresh(0)
+                for volume in found.listAllVolumes():
+                    volume.delete(0)
+                found.destroy()
+            found.undefine()
+    finally:
+        conn.close()
+        shutil.rmtree(pool.path, ignore_errors=True)
+
+
+def post_job(stack: RunningStack, kind: str, hypervisor: str, **params: Any) -> requests.Response:
+    body = {"kind": kind, "params": params, "hypervisor": hypervisor}
+    return requests.post(f"{stack.settings.resolved_api_url}/v1/jobs", json=body, timeout=10)
+
+
+def get(stack: RunningStack, path: str, **query: Any) -> requests.Response:
+    return requests.get(f"{stack.settings.resolved_api_url}{path}", params=query, timeout=30)
+
+
+def job_ids(stack: RunningStack) -> list[str]:
+    return [job["id"] for job in stack.api.list_jobs({"limit": 500})]
+
+
+def qemu_img_info(path: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+# --- rules, on the test driver ---------------------------------------------------------------
+
+BAD_CREATES = [
+    pytest.param({"name": "a/b.qcow2"}, "params.name", "'/'", id="slash-in-name"),
+    pytest.param({"name": ".."}, "params.name", "'.'", id="dot-dot-name"),
+    pytest.param({"name": "a\x00b"}, "params.name", "NUL", id="nul-in-name"),
+    pytest.param({"name": ".hidden.qcow2"}, "params.name", "'.'", id="leading-dot"),
+    pytest.param({"name": "x" * 256}, "params.name", "255 bytes", id="256-ascii-bytes"),
+    pytest.param({"name": "é" * 128}, "params.name", "255 bytes", id="256-utf8-bytes"),
+    pytest.param(
+        {"name": None, "pool": None, "path": "/default-pool/../etc/x.qcow2"},
+        "params.path",
+        "'..'",
+        id="dot-dot-in-path",
+    ),
+    pytest.param({"capacity": 0}, "params.capacity", "positive", id="zero-size"),
+    pytest.param({"capacity": "-1G"}, "params.capacity", "positive", id="negative-size"),
+    pytest.param({"capacity": "lots"}, "params.capacity", "cannot read", id="unparsable-size"),
+    pytest.param({"capacity": "2Q"}, "params.capacity", "unknown size unit", id="unknown-unit"),
+    pytest.param({"format": "vmdk"}, "params.format", "'qcow2' or 'raw'", id="unknown-format"),
+]
+
+
+@pytest.mark.parametrize(("override", "field", "rule"), BAD_CREATES)
+def test_bad_volume_create_input_is_refused_with_422_naming_the_field_and_stores_nothing(
+    api_stack: RunningStack, override: dict[str, Any], field: str, rule: str
+) -> None:
+    before = job_ids(api_stack)
+    params = {"pool": TEST_POOL, "name": "ok.qcow2", "capacity": "1G", **override}
+    params = {key: value for key, value in params.items() if value is not None}
+
+    response = post_job(api_stack, "volume.create", TEST_HV, **params)
+
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+    errors = response.json()["errors"]
+    assert [error["field"] for error in errors] == [field]
+    assert rule in errors[0]["message"]
+    assert job_ids(api_stack) == before
+
+
+def test_same_name_other_size_fails_with_409_and_leaves_the_volume_as_it_was(
+    api_stack: RunningStack,
+) -> None:
+    first = api_stack.run("volume.create", TEST_HV, pool=TEST_POOL, name="c.qcow2", capacity="1G")
+    assert first["state"] == "succeeded", first["error"]
+
+    clash = api_stack.run("volume.create", TEST_HV, pool=TEST_POOL, name="c.qcow2", capacity="2G")
+
+    assert clash["state"] == "failed"
+    assert clash["error"]["status"] == 409
+    assert clash["error"]["type"] == "urn:orchestrator:problem:conflict"
+    assert "capacity" in clash["error"]["detail"]
+    listed = get(api_stack, f"/v1/hypervisors/{TEST_HV}/pools/{TEST_POOL}/volumes").json()
+    (volume,) = [v for v in listed["volumes"] if v["name"] == "c.qcow2"]
+    assert volume["capacity"] == GiB
+    again = api_stack.run("volume.create", TEST_HV, pool=TEST_POOL, name="c.qcow2", capacity="1G")
+    assert again["state"] == "succeeded" and again["result"]["changed"] is False
+
+
+def test_pools_are_read_live_from_the_worker(api_stack: RunningStack) -> None:
+    response = get(api_stack, f"/v1/hypervisors/{TEST_HV}/pools")
+    assert response.status_code == 200
+    (pool,) = [p for p in response.json()["pools"] if p["name"] == TEST_POOL]
+    assert pool["path"] == "/default-pool" and pool["active"] is True
+    assert pool["capacity"] > 0
+
+
+def test_volumes_by_query_and_by_path_agree(api_stack: RunningStack) -> None:
+    done = api_stack.run("volume.create", TEST_HV, pool=TEST_POOL, name="q.qcow2", capacity="1G")
+    assert done["state"] == "succeeded", done["error"]
+    by_path = get(api_stack, f"/v1/hypervisors/{TEST_HV}/pools/{TEST_POOL}/volumes").json()
+    by_query = get(api_stack, f"/v1/hypervisors/{TEST_HV}/volumes", pool=TEST_POOL).json()
+    assert by_path == by_query
+    assert "q.qcow2" in {volume["name"] for volume in by_query["volumes"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "status", "field"),
+    [
+        pytest.param("/v1/hypervisors/nowhere/pools", {}, 404, None, id="unknown-hypervisor"),
+        pytest.param(f"/v1/hypervisors/{TEST_HV}/volumes", {}, 422, "pool", id="pool-missing"),
+        pytest.param(
+            f"/v1/hypervisors/{TEST_HV}/volumes", {"pool": ".x"}, 422, "pool", id="bad-pool-name"
+        ),
+        pytest.param(
+            f"/v1/hypervisors/{TEST_HV}/pools/no-such-pool/volumes", {}, 404, None, id="no-pool"
+        ),
+        pytest.param(
+            f"/v1/hypervisors/{TEST_HV}/pools", {"wait": "soon"}, 422, "wait", id="bad-wait"
+        ),
+    ],
+)
+def test_bad_reads_get_a_problem_document(
+    api_stack: RunningStack, path: str, query: dict[str, str], status: int, field: str | None
+) -> None:
+    response = get(api_stack, path, **query)
+    assert response.status_code == status
+    problem = response.json()
+    assert problem["instance"] == path
+    if field:
+        assert [error["field"] for error in problem["errors"]] == [field]
+
+
+def test_a_read_the_busy_worker_cannot_start_in_time_is_504_and_withdrawn(
+    api_stack: RunningStack,
+) -> None:
+    threads = api_stack.settings.worker_concurrency
+    pings = [api_stack.submit("ping", TEST_HV, delay=2.0) for _ in range(threads)]
+    try:
+        _wait_until(lambda: all(_state(api_stack, p["id"]) == "running" for p in pings))
+
+        response = get(api_stack, f"/v1/hypervisors/{TEST_HV}/pools", wait=0.3)
+
+        assert response.status_code == 504
+        problem = response.json()
+        assert "did not finish the pool.list read within 0.3 seconds" in problem["detail"]
+        assert "withdrawn" in problem["detail"]
+        assert api_stack.api.job(problem["job"])["state"] == "cancelled"
+    finally:
+        for ping in pings:
+            api_stack.api.wait(ping["id"], timeout=30)
+    # Once free, the worker skips the withdrawn read and answers new ones.
+    assert api_stack.api.job(problem["job"])["state"] == "cancelled"
+    assert get(api_stack, f"/v1/hypervisors/{TEST_HV}/pools").status_code == 200
+
+
+def test_a_hypervisor_whose_worker_stopped_is_503_without_a_job(api_stack: RunningStack) -> None:
+    api_stack.add_workers({"spare": "test:///default"})
+    api_stack.workers["spare"].stop()
+    _wait_until(lambda: not api_stack.api.get("/v1/hypervisors/spare")["alive"])
+    before = job_ids(api_stack)
+
+    response = get(api_stack, "/v1/hypervisors/spare/pools")
+
+    assert response.status_code == 503
+    assert "stopped sending heartbeats" in response.json()["detail"]
+    assert job_ids(api_stack) == before
+
+
+def _state(stack: RunningStack, job_id: str) -> str:
+    return str(stack.api.job(job_id)["state"])
+
+
+def _wait_until(condition: Any, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+# --- files, on the real libvirtd ------------------------------------------------------------
+
+
+@pytest.mark.libvirtd
+def test_qcow2_created_through_the_api_is_a_real_image_and_an_overlay_follows_it(
+    api_stack: RunningStack, kvm_pool: KvmPool
+) -> None:
+    base = api_stack.run(
+        "volume.create", KVM_HV, pool=kvm_pool.name, name="base.qcow2", capacity="1G"
+    )
+    assert base["state"] == "succeeded", base["error"]
+    overlay = api_stack.run(
+        "volume.create",
+        KVM_HV,
+        pool=kvm_pool.name,
+        name="overlay.qcow2",
+        backing=f"{kvm_pool.name}/base.qcow2",
+    )
+    assert overlay["state"] == "succeeded", overlay["error"]
+
+    info = qemu_img_info(kvm_pool.path / "base.qcow2")
+    assert (info["format"], info["virtual-size"]) == ("qcow2", GiB)
+    assert base["result"]["path"] == str(kvm_pool.path / "base.qcow2")
+    over = qemu_img_info(kvm_pool.path / "overlay.qcow2")
+    assert over["virtual-size"] == GiB
+    assert over["backing-filename"] == str(kvm_pool.path / "base.qcow2")
+    assert over["backing-filename-format"] == "qcow2"
+
+
+@pytest.mark.libvirtd
+def test_a_volume_named_by_its_path_lands_in_its_pool(
+    api_stack: RunningStack, kvm_pool: KvmPool
+) -> None:
+    path = kvm_pool.path / "by-path.qcow2"
+
+    done = api_stack.run("volume.create", KVM_HV, path=str(path), capacity="512M")
+
+    assert done["state"] == "succeeded", done["error"]
+    assert (done["result"]["pool"], done["result"]["name"]) == (kvm_pool.name, "by-path.qcow2")
+    assert qemu_img_info(path)["virtual-size"] == 512 * 1024**2
+
+
+@pytest.mark.libvirtd
+def test_a_path_outside_every_pool_fails_and_writes_nothing(
+    api_stack: RunningStack, kvm_pool: KvmPool, tmp_path: Path
+) -> None:
+    outside = tmp_path / "stray.qcow2"
+
+    done = api_stack.run("volume.create", KVM_HV, path=str(outside), capacity="1G")
+
+    assert done["state"] == "failed"
+    assert done["error"]["status"] == 422
+    assert "not inside a storage pool directory" in done["error"]["detail"]
+    assert not outside.exists()
+
+
+@pytest.mark.libvirtd
+def test_the_pool_and_its_volumes_are_listed_by_the_read_endpoints(
+    api_stack: RunningStack, kvm_pool: KvmPool
+) -> None:
+    done = api_stack.run(
+        "volume.create", KVM_HV, pool=kvm_pool.name, name="listed.qcow2", capacity="1G"
+    )
+    assert done["state"] == "succeeded", done["error"]
+
+    pools = get(api_stack, f"/v1/hypervisors/{KVM_HV}/pools").json()["pools"]
+    (pool,) = [p for p in pools if p["name"] == kvm_pool.name]
+    assert (pool["path"], pool["active"], pool["type"]) == (str(kvm_pool.path), True, "dir")
+    listed = get(api_stack, f"/v1/hypervisors/{KVM_HV}/volumes", pool=kvm_pool.name).json()
+    volumes = {volume["name"]: volume for volume in listed["volumes"]}
+    assert volumes["listed.qcow2"]["capacity"] == GiB
+    assert volumes["listed.qcow2"]["format"] == "qcow2"
+    assert volumes["listed.qcow2"]["path"] == str(kvm_pool.path / "listed.qcow2")
+
+
+@pytest.mark.libvirtd
+def test_delete_removes_the_file_and_a_second_delete_changes_nothing(
+    api_stack: RunningStack, kvm_pool: KvmPool
+) -> None:
+    path = kvm_pool.path / "doomed.qcow2"
+    made = api_stack.run("volume.create", KVM_HV, path=str(path), capacity="1G")
+    assert made["state"] == "succeeded", made["error"]
+
+    gone = api_stack.run("volume.delete", KVM_HV, pool=kvm_pool.name, name="doomed.qcow2")
+
+    assert gone["state"] == "succeeded", gone["error"]
+    assert gone["result"]["changed"] is True and not path.exists()
+    listed = get(api_stack, f"/v1/hypervisors/{KVM_HV}/pools/{kvm_pool.name}/volumes").json()
+    assert "doomed.qcow2" not in {volume["name"] for volume in listed["volumes"]}
+    again = api_stack.run("volume.delete", KVM_HV, path=str(path))
+    assert again["state"] == "succeeded" and again["result"]["changed"] is False
