@@ -1,0 +1,1 @@
+"""Domains on the hypervisor through libvirt: define from a spec, power actions, describe."""

@@ -1,0 +1,173 @@
+"""``domain.define`` as an "ensure": plan the domain, create what it needs, define, start.
+
+Everything the spec names is checked against the hypervisor before anything is created; every
+object this attempt creates (volumes, seed ISO, the definition) is registered with
+``ctx.created`` so a failure removes it again. :func:`define_domain` is the one place that
+calls ``defineXML``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import libvirt
+
+from orchestrator.domains.osinfo import resolve_os_variant
+from orchestrator.domains.spec import DomainSpec
+from orchestrator.errors import Conflict, JobFailed
+from workers.context import JobContext
+from workers.domains.disks import (
+    PlannedVolume,
+    create_volumes,
+    existing_formats,
+    paths_to_create,
+    planned_volumes,
+)
+from workers.domains.host import check_host_limits, check_networks, host_defaults
+from workers.domains.record import (
+    describe_differences,
+    read_spec_record,
+    record_differences,
+    spec_record,
+    with_spec_record,
+)
+from workers.domains.seed import build_seed, seed_directory, seed_file_name
+from workers.domains.state import describe_domain, find_domain
+from workers.domxml import ResolvedSpec, fill_defaults, render_domain_xml
+
+_UNDEFINE_FLAGS = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+)
+
+
+@dataclass(frozen=True)
+class DomainPlan:
+    """What a define will do: the resolved domain and the volumes and seed it creates."""
+
+    resolved: ResolvedSpec
+    volumes: list[PlannedVolume]
+    seed: tuple[libvirt.virStoragePool, str] | None
+
+
+def define_domain(conn: libvirt.virConnect, xml: str) -> libvirt.virDomain:
+    """Define (or redefine) a persistent domain from ``xml``; libvirt's refusal is JobFailed."""
+    try:
+        return conn.defineXML(xml)
+    except libvirt.libvirtError as exc:
+        raise JobFailed(f"libvirt refused the domain definition: {exc}") from None
+
+
+def undefine_domain(domain: libvirt.virDomain) -> None:
+    """Stop the domain if it runs, then remove its definition (and managed save, NVRAM)."""
+    if domain.isActive():
+        domain.destroy()
+    domain.undefineFlags(_UNDEFINE_FLAGS)
+
+
+def ensure_domain(ctx: JobContext, spec: DomainSpec) -> dict[str, Any]:
+    """The ``domain.define`` job: the domain as ``spec`` says, running when ``spec.start``."""
+    resolution = resolve_os_variant(spec.os_variant or "generic")
+    if resolution.substituted:
+        ctx.event(
+            f"os variant {resolution.requested} resolved to {resolution.variant.short_id}",
+            data={"requested": resolution.requested, "resolved": resolution.variant.short_id},
+        )
+    existing = find_domain(ctx.libvirt, spec.name)
+    if existing is not None:
+        return _accept_existing(ctx, spec, existing)
+    plan = _plan(ctx, spec)
+    for note in plan.resolved.notes:
+        ctx.event(note, level="warning")
+    volumes = create_volumes(ctx, plan.volumes)
+    if plan.seed is not None:
+        build_seed(ctx, spec, *plan.seed)
+    domain = _define_and_start(ctx, spec, plan.resolved)
+    result = describe_domain(domain)
+    return {
+        **result,
+        "os_variant": resolution.variant.short_id,
+        "volumes": volumes,
+        "changed": True,
+    }
+
+
+def _plan(ctx: JobContext, spec: DomainSpec) -> DomainPlan:
+    conn = ctx.libvirt
+    check_host_limits(conn, spec)
+    check_networks(conn, spec)
+    formats = existing_formats(conn, spec)
+    paths = paths_to_create(conn, spec)
+    seed = seed_directory(conn, spec) if spec.cloud_init is not None else None
+    host = host_defaults(conn, ctx.settings, known_formats=formats)
+    iso = os.path.join(seed[1], seed_file_name(spec.name)) if seed else None
+    variant = resolve_os_variant(spec.os_variant or "generic").variant
+    resolved = fill_defaults(spec, variant, host, cloud_init_iso=iso)
+    return DomainPlan(resolved, planned_volumes(resolved.disks, paths), seed)
+
+
+def _define_and_start(
+    ctx: JobContext, spec: DomainSpec, resolved: ResolvedSpec
+) -> libvirt.virDomain:
+    conn = ctx.libvirt
+    final = with_spec_record(render_domain_xml(resolved, reveal_secrets=True), spec)
+    install = resolved.has_install_phase
+    first = final
+    if install:
+        # As virt-install: boot the installer from a definition that stops at its reboot, then
+        # define the final one, which the next start boots.
+        first = with_spec_record(
+            render_domain_xml(resolved, phase="install", reveal_secrets=True), spec
+        )
+    domain = define_domain(conn, first)
+    ctx.created(f"domain {spec.name}", lambda: undefine_domain(domain))
+    ctx.event(f"defined domain {spec.name} ({resolved.domain_type}, {resolved.boot.machine})")
+    if spec.autostart:
+        domain.setAutostart(1)
+    if spec.start:
+        _start(ctx, domain)
+        if install:
+            define_domain(conn, final)
+    elif install:
+        ctx.event("defined for installing: domain.start boots the installation media")
+    return domain
+
+
+def _start(ctx: JobContext, domain: libvirt.virDomain) -> None:
+    try:
+        domain.create()
+    except libvirt.libvirtError as exc:
+        raise JobFailed(f"libvirt could not start domain {domain.name()}: {exc}") from None
+    ctx.event(f"started domain {domain.name()}")
+
+
+def _accept_existing(
+    ctx: JobContext, spec: DomainSpec, domain: libvirt.virDomain
+) -> dict[str, Any]:
+    record = read_spec_record(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    if record is None:
+        raise Conflict(
+            f"domain {spec.name} already exists and was not defined by this service",
+            name=spec.name,
+        )
+    diffs = record_differences(spec_record(spec), record)
+    if diffs:
+        raise Conflict(
+            f"domain {spec.name} already exists with another spec: {describe_differences(diffs)}",
+            differences=diffs,
+        )
+    changed = False
+    if bool(domain.autostart()) != spec.autostart:
+        domain.setAutostart(int(spec.autostart))
+        ctx.event(f"autostart of {spec.name} set to {spec.autostart}")
+        changed = True
+    if spec.start and not domain.isActive():
+        _start(ctx, domain)
+        changed = True
+    if not changed:
+        ctx.event(f"domain {spec.name} already exists as asked")
+    variant = resolve_os_variant(spec.os_variant or "generic").variant.short_id
+    return {**describe_domain(domain), "os_variant": variant, "volumes": [], "changed": changed}
