@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from functools import partial
 
 import libvirt
 
@@ -112,7 +113,7 @@ def undefine(
             ctx.event(f"kept {volume.path()}: also a disk of {', '.join(users)}", level="warning")
             continue
         path = volume.path()
-        _call(lambda vol=volume: delete_volume(vol), f"delete volume {path}")
+        _call(partial(delete_volume, volume), f"delete volume {path}")
         removed.append(path)
         ctx.event(f"deleted volume {path}")
     return True, f"undefined domain {name}", removed

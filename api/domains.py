@@ -1,0 +1,98 @@
+"""``/v1/domains`` and ``/v1/os-variants``: domain state read through the hypervisors' workers.
+
+The API has no libvirt connection: a read submits a read-only job (``domain.info`` or
+``domain.list``) to the hypervisor's worker and waits a few seconds for its answer. A worker
+that does not answer in time is a 504 problem.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from api.live_reads import ReadFailed, WorkerTimeout, read_through_worker
+from api.services import services
+from orchestrator.domains.osinfo import OsVariant, list_os_variants
+from orchestrator.errors import OrchestratorError
+from orchestrator.lifecycle import JobState
+from orchestrator.submission import JobRequest
+
+bp = Blueprint("domains", __name__, url_prefix="/v1")
+
+READ_TIMEOUT = 10.0
+
+
+@bp.get("/domains")
+def index() -> Response:
+    """Every domain of every live hypervisor; hypervisors that did not answer are listed apart."""
+    live = [hv["name"] for hv in services().live.hypervisors() if hv.get("alive")]
+    jobs = {name: _submit("domain.list", name, {}) for name in sorted(live)}
+    deadline = time.monotonic() + READ_TIMEOUT
+    items: list[dict[str, Any]] = []
+    unavailable: list[dict[str, Any]] = []
+    for name, job_id in jobs.items():
+        try:
+            result = _result(job_id, name, max(0.0, deadline - time.monotonic()))
+        except OrchestratorError as exc:
+            unavailable.append({"hypervisor": name, **exc.to_problem()})
+            continue
+        items.extend({"hypervisor": name, **domain} for domain in result["domains"])
+    return jsonify({"items": items, "unavailable": unavailable})
+
+
+@bp.get("/domains/<hypervisor>/<name>")
+def show(hypervisor: str, name: str) -> Response:
+    """One domain: state, vCPUs, memory, disks, interfaces with MACs, VNC host and port."""
+    domain = read_through_worker("domain.info", hypervisor, {"name": name}, READ_TIMEOUT)
+    return jsonify({"hypervisor": hypervisor, **domain})
+
+
+@bp.get("/os-variants")
+def os_variants() -> Response:
+    """The OS variants of the API host's osinfo-db; ``?q=`` filters by id or name."""
+    query = (request.args.get("q") or "").lower()
+    items = [
+        _variant(v)
+        for v in list_os_variants()
+        if not query or query in v.name.lower() or any(query in s for s in v.short_ids)
+    ]
+    return jsonify({"items": items})
+
+
+def _submit(kind: str, hypervisor: str, params: dict[str, Any]) -> str:
+    job_request = JobRequest(kind=kind, params=params, hypervisor=hypervisor)
+    submitter = request.headers.get("X-Submitter", "anonymous")[:128]
+    job, _created = services().submitter.submit(job_request, submitter)
+    return job.id
+
+
+def _result(job_id: str, hypervisor: str, timeout: float) -> dict[str, Any]:
+    live = services().live.wait_finished(job_id, timeout)
+    state = JobState(live["state"]) if live else JobState.PENDING
+    if state is JobState.SUCCEEDED and live:
+        result: dict[str, Any] = live["result"]
+        return result
+    if state.is_terminal:
+        raise ReadFailed((live or {}).get("error") or {"detail": f"ended {state.value}"}, job_id)
+    raise WorkerTimeout(
+        f"the worker of hypervisor {hypervisor!r} did not answer within {timeout:g}s "
+        f"(job {job_id} is {state.value})",
+        job=job_id,
+    )
+
+
+def _variant(variant: OsVariant) -> dict[str, Any]:
+    return {
+        "short_id": variant.short_id,
+        "short_ids": list(variant.short_ids),
+        "id": variant.id,
+        "name": variant.name,
+        "family": variant.family,
+        "distro": variant.distro,
+        "version": variant.version,
+        "minimum_ram_mib": variant.minimum_ram_mib,
+        "recommended_ram_mib": variant.recommended_ram_mib,
+        "recommended_vcpus": variant.recommended_vcpus,
+    }
