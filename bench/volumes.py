@@ -1,0 +1,328 @@
+"""Benchmark: qcow2 overlays on one base image through the API versus a qemu-img shell loop.
+
+Starts its own stack (redis-server on a free port, API, recorder, one worker with concurrency 8
+on qemu:///system), makes a directory pool with a ``pool.ensure`` job and a base volume, then
+submits N ``volume.create`` overlay jobs from a few client threads and waits for all. Beside
+it, in a fresh directory, a sequential ``qemu-img create -f qcow2 -b base -F qcow2`` loop makes
+the same N overlays; last, libvirt's storage API alone makes N more: the most the API path
+can reach, as its worker goes through libvirt. Prints a table and writes
+bench/results/volumes.json; removes the pool, the volumes, the directories and the processes
+whatever happens.
+
+Usage: .venv/bin/python bench/volumes.py [--count 200] [--clients 4] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from orchestrator.client import ApiClient
+from orchestrator.processes import ServiceProcess, free_port, redis_server
+from orchestrator.settings import Settings
+from orchestrator.stack import LocalStack
+from workers.storage.volume_xml import VolumeDefinition, render_volume_xml
+
+RESULTS = Path(__file__).resolve().parent / "results" / "volumes.json"
+QEMU_URI = "qemu:///system"
+HYPERVISOR = "bench"
+BASE = "base.qcow2"
+BASE_SIZE = "10G"
+DIRECT_THREADS = 4  # the best of 1, 2, 4 and 8 threads on a 2-core machine
+
+
+def overlay_name(index: int) -> str:
+    return f"overlay-{index:04d}.qcow2"
+
+
+def libvirtd_problem() -> str | None:
+    """Why qemu:///system cannot be used, or None when libvirtd answers."""
+    try:
+        libvirt.open(QEMU_URI).close()
+    except libvirt.libvirtError as exc:
+        return f"libvirtd does not answer on {QEMU_URI} (start virtlogd -d and libvirtd -d): {exc}"
+    return None
+
+
+def bench_settings(work: Path, redis_port: int, concurrency: int) -> Settings:
+    return Settings(
+        var_dir=work / "var",
+        database_url=f"sqlite:///{work / 'orchestrator.db'}",
+        redis_url=f"redis://127.0.0.1:{redis_port}/0",
+        api_port=free_port(),
+        hypervisor=HYPERVISOR,
+        libvirt_uri=QEMU_URI,
+        worker_concurrency=concurrency,
+    )
+
+
+def run_job(client: ApiClient, kind: str, **params: Any) -> dict[str, Any]:
+    body = {"kind": kind, "params": params, "hypervisor": HYPERVISOR}
+    job = client.wait(client.submit(body)["id"], timeout=120)
+    if job["state"] != "succeeded":
+        raise RuntimeError(f"{kind} failed: {job['error']}")
+    return job
+
+
+def api_overlays(api_url: str, pool: str, count: int, clients: int) -> dict[str, Any]:
+    """Submit ``count`` overlay jobs from ``clients`` threads, then wait for every one."""
+    backing = f"{pool}/{BASE}"
+
+    def submit_share(share: range) -> list[str]:
+        client = ApiClient(api_url)
+        return [
+            client.submit(
+                {
+                    "kind": "volume.create",
+                    "hypervisor": HYPERVISOR,
+                    "params": {
+                        "pool": pool,
+                        "name": overlay_name(i),
+                        "backing": backing,
+                        "inspect": False,
+                    },
+                }
+            )["id"]
+            for i in share
+        ]
+
+    def wait_share(ids: list[str]) -> list[dict[str, Any]]:
+        client = ApiClient(api_url)
+        return [client.wait(job_id, timeout=300) for job_id in ids]
+
+    shares = [range(start, count, clients) for start in range(clients)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool_of_clients:
+        id_lists = list(pool_of_clients.map(submit_share, shares))
+        submitted = time.perf_counter() - started
+        jobs = [job for done in pool_of_clients.map(wait_share, id_lists) for job in done]
+    wall = time.perf_counter() - started
+    failed = [job for job in jobs if job["state"] != "succeeded"]
+    latencies = [_job_seconds(job) for job in jobs if job["finished_at"]]
+    return {
+        "path": "API (POST /v1/jobs volume.create, worker -> libvirt)",
+        "count": count,
+        "ok": count - len(failed),
+        "wall_s": round(wall, 3),
+        "submit_s": round(submitted, 3),
+        "rate_per_s": round(count / wall, 1),
+        "job_latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "job_latency_p95_s": round(_p95(latencies), 3) if latencies else None,
+        "first_error": failed[0]["error"] if failed else None,
+    }
+
+
+def shell_overlays(directory: Path, count: int) -> dict[str, Any]:
+    """The same overlays made one after another by a shell loop of qemu-img."""
+    directory.mkdir()
+    base = directory / BASE
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), BASE_SIZE], check=True)
+    script = (
+        'for i in $(seq -f "%04g" 0 $(($2 - 1))); do '
+        'qemu-img create -q -f qcow2 -b "$1" -F qcow2 "overlay-$i.qcow2" || exit 1; done'
+    )
+    started = time.perf_counter()
+    subprocess.run(["bash", "-c", script, "loop", str(base), str(count)], cwd=directory, check=True)
+    wall = time.perf_counter() - started
+    made = len(list(directory.glob("overlay-*.qcow2")))
+    return {
+        "path": "shell loop (qemu-img create -f qcow2 -b base -F qcow2)",
+        "count": count,
+        "ok": made,
+        "wall_s": round(wall, 3),
+        "submit_s": None,
+        "rate_per_s": round(count / wall, 1),
+        "job_latency_p50_s": None,
+        "job_latency_p95_s": None,
+        "first_error": None,
+    }
+
+
+def direct_libvirt_overlays(pool: str, pool_dir: Path, count: int, threads: int) -> dict[str, Any]:
+    """The same overlays through libvirt's storage API alone (no API, queue or recorder), with
+    the XML the worker sends, from ``threads`` threads on one connection: libvirt's own ceiling."""
+    conn = libvirt.open(QEMU_URI)
+    try:
+        target = conn.storagePoolLookupByName(pool)
+        capacity = target.storageVolLookupByName(BASE).info()[1]
+
+        def create(index: int) -> None:
+            definition = VolumeDefinition(
+                name=f"direct-{index:04d}.qcow2",
+                capacity=capacity,
+                format="qcow2",
+                backing_path=str(pool_dir / BASE),
+                backing_format="qcow2",
+            )
+            target.createXML(render_volume_xml(definition), 0)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as executor:
+            list(executor.map(create, range(count)))
+        wall = time.perf_counter() - started
+    finally:
+        conn.close()
+    return {
+        "path": f"libvirt createXML alone, {threads} threads (no API)",
+        "count": count,
+        "ok": len(list(pool_dir.glob("direct-*.qcow2"))),
+        "wall_s": round(wall, 3),
+        "submit_s": None,
+        "rate_per_s": round(count / wall, 1),
+        "job_latency_p50_s": None,
+        "job_latency_p95_s": None,
+        "first_error": None,
+    }
+
+
+def check_overlays(pool_dir: Path, count: int) -> None:
+    """Every overlay exists and one of them really points at the base."""
+    missing = [i for i in range(count) if not (pool_dir / overlay_name(i)).exists()]
+    if missing:
+        raise RuntimeError(f"{len(missing)} overlays missing, e.g. {overlay_name(missing[0])}")
+    info = subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", str(pool_dir / overlay_name(count - 1))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if json.loads(info.stdout).get("backing-filename") != str(pool_dir / BASE):
+        raise RuntimeError("an overlay does not point at the base image")
+
+
+def remove_pool(name: str) -> None:
+    """Delete the pool's volumes and the pool itself; a pool never made is fine."""
+    conn = libvirt.open(QEMU_URI)
+    try:
+        pool = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError:
+        conn.close()
+        return
+    try:
+        if pool.isActive():
+            pool.refresh(0)
+            for volume in pool.listAllVolumes():
+                volume.delete(0)
+            pool.destroy()
+        pool.undefine()
+    finally:
+        conn.close()
+
+
+def print_table(rows: list[dict[str, Any]], ratio: float) -> None:
+    print(f"\n{'path':<58} {'ok':>5} {'wall s':>8} {'vol/s':>8}")
+    for row in rows:
+        print(f"{row['path']:<58} {row['ok']:>5} {row['wall_s']:>8.2f} {row['rate_per_s']:>8.1f}")
+    print(f"ratio API / shell loop (rate): {ratio:.2f}")
+    print(f"ratio API / libvirt alone (rate): {rows[0]['rate_per_s'] / rows[2]['rate_per_s']:.2f}")
+    api = rows[0]
+    print(
+        f"API: all {api['count']} submitted in {api['submit_s']:.2f}s; job latency "
+        f"p50 {api['job_latency_p50_s']}s, p95 {api['job_latency_p95_s']}s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    problem = libvirtd_problem()
+    if problem:
+        sys.exit(f"cannot run: {problem}")
+    work = Path(tempfile.mkdtemp(prefix="volumes-bench-"))
+    pool = f"bench-volumes-{uuid.uuid4().hex[:8]}"
+    redis_port = free_port()
+    redis = redis_server(redis_port, work / "redis", log_path=work / "var/logs/redis.log")
+    stack = LocalStack(bench_settings(work, redis_port, args.concurrency), flower=False)
+    try:
+        rows = run(args, work, pool, redis, stack)
+    finally:
+        stack.stop()
+        redis.stop()
+        remove_pool(pool)
+        shutil.rmtree(work, ignore_errors=True)
+    ratio = rows[0]["rate_per_s"] / rows[1]["rate_per_s"]
+    print_table(rows, ratio)
+    write_report(args, rows, ratio)
+
+
+def run(
+    args: argparse.Namespace, work: Path, pool: str, redis: ServiceProcess, stack: LocalStack
+) -> list[dict[str, Any]]:
+    started = time.perf_counter()
+    redis.start()
+    stack.start()
+    print(f"stack up in {time.perf_counter() - started:.1f}s (logs in {stack.logs})", flush=True)
+    client = ApiClient(stack.settings.resolved_api_url)
+    pool_dir = work / "pool"
+    run_job(client, "pool.ensure", name=pool, path=str(pool_dir), autostart=False)
+    run_job(client, "volume.create", pool=pool, name=BASE, capacity=BASE_SIZE, inspect=False)
+    shell = shell_overlays(work / "shell", args.count)
+    print(f"shell loop: {shell['rate_per_s']} volumes/s", flush=True)
+    api = api_overlays(stack.settings.resolved_api_url, pool, args.count, args.clients)
+    print(f"API: {api['rate_per_s']} volumes/s ({api['ok']} ok)", flush=True)
+    if api["first_error"]:
+        raise RuntimeError(f"overlay jobs failed: {api['first_error']}")
+    check_overlays(pool_dir, args.count)
+    direct = direct_libvirt_overlays(pool, pool_dir, args.count, DIRECT_THREADS)
+    print(f"libvirt alone: {direct['rate_per_s']} volumes/s", flush=True)
+    return [api, shell, direct]
+
+
+def write_report(args: argparse.Namespace, rows: list[dict[str, Any]], ratio: float) -> None:
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "qemu_img": _qemu_img_version(),
+            "libvirt": libvirt.getVersion(),
+        },
+        "count": args.count,
+        "clients": args.clients,
+        "worker_concurrency": args.concurrency,
+        "note": "Wall time from the first submit until every job was seen finished; the shell "
+        "loop is timed around the loop only. Same machine, same run, fresh directories.",
+        "rows": rows,
+        "ratio_api_over_shell": round(ratio, 3),
+        "ratio_api_over_libvirt_alone": round(rows[0]["rate_per_s"] / rows[2]["rate_per_s"], 3),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+def _job_seconds(job: dict[str, Any]) -> float:
+    created = datetime.fromisoformat(job["created_at"])
+    finished = datetime.fromisoformat(job["finished_at"])
+    return (finished - created).total_seconds()
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+def _qemu_img_version() -> str:
+    out = subprocess.run(["qemu-img", "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+
+
+if __name__ == "__main__":
+    main()
