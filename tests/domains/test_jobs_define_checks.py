@@ -1,0 +1,130 @@
+"""``domain.define`` refusing bad input and cleaning up after failures, on the real libvirtd.
+
+Bad names are refused by the API itself; what only the hypervisor knows (pools, files, networks,
+its CPUs and memory) fails the job with a 422 problem before anything is created. A define that
+fails after creating its disks (here: qemu cannot bind the VNC port) removes them again.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from typing import Any
+
+import pytest
+
+from orchestrator.client import ApiError
+from tests.domains.test_jobs_real_vm import (  # noqa: F401 (fixtures)
+    HV,
+    VmPool,
+    boot_spec,
+    default_network,
+    run_ok,
+    stack,
+    vm_pool,
+)
+from tests.support.services import RunningStack
+
+
+def assert_nothing_created(vm: VmPool, name: str) -> None:
+    assert vm.volumes() == {"base.img"}
+    assert name not in {d.name() for d in vm.conn.listAllDomains()}
+
+
+@pytest.mark.parametrize("bad", ["bad<name", "a&b", 'say"hi', "it's", "a/b", "-lead", "x" * 65])
+def test_the_api_refuses_names_outside_libvirts_rules_with_422(
+    stack: RunningStack, vm_pool: VmPool, bad: str
+) -> None:
+    with pytest.raises(ApiError) as refused:
+        stack.submit("domain.define", HV, **boot_spec(vm_pool, bad))
+    problem = refused.value.problem
+    assert problem["status"] == 422
+    assert [e["field"] for e in problem["errors"]] == ["params.name"]
+    assert vm_pool.volumes() == {"base.img"}
+
+
+def _refused_by_worker(stack: RunningStack, spec: dict[str, Any]) -> dict[str, Any]:
+    done = stack.run("domain.define", HV, **spec)
+    assert done["state"] == "failed"
+    error: dict[str, Any] = done["error"]
+    assert error["status"] == 422, error
+    return error
+
+
+def test_what_the_hypervisor_lacks_is_a_422_and_nothing_is_created(
+    stack: RunningStack, vm_pool: VmPool, default_network: str
+) -> None:
+    name = vm_pool.domain_name("bad")
+    cases = {
+        "params.disks.0.source.path": {
+            "disks": [{"source": {"type": "path", "path": "/etc/hostname"}}]
+        },
+        "params.memory_mib": {"memory_mib": 16 * 1024 * 1024},
+        "params.vcpus": {"vcpus": 512},
+        "params.cdrom.path": {
+            "boot_source": "cdrom",
+            "cdrom": {"type": "path", "path": str(vm_pool.directory / "missing.iso")},
+        },
+        "params.networks.0.source": {"networks": [{"source": "no-such-net"}]},
+    }
+    for field, change in cases.items():
+        error = _refused_by_worker(stack, {**boot_spec(vm_pool, name, default_network), **change})
+        assert [e["field"] for e in error["errors"]] == [field], error
+        assert_nothing_created(vm_pool, name)
+
+
+def test_a_define_that_fails_after_creating_disks_removes_them(
+    stack: RunningStack, vm_pool: VmPool
+) -> None:
+    name = vm_pool.domain_name("undo")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        spec = boot_spec(
+            vm_pool, name, graphics={"type": "vnc", "listen": "127.0.0.1", "port": port}
+        )
+        done = stack.run("domain.define", HV, **spec)
+    assert done["state"] == "failed"
+    assert "could not start" in done["error"]["detail"]
+    messages = [e["message"] for e in stack.api.events(done["id"])]
+    assert any(m.startswith(f"created disk {vm_pool.name}/{name}.qcow2") for m in messages)
+    assert any(m.startswith(f"removed volume {vm_pool.name}/{name}.qcow2") for m in messages)
+    assert_nothing_created(vm_pool, name)
+
+
+def test_cloud_init_seed_and_os_variant_substitution_are_reported_and_removed_with_storage(
+    stack: RunningStack, vm_pool: VmPool
+) -> None:
+    name = vm_pool.domain_name("seed")
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBx6T0Yq1Q2m0wq5n0u5m9Yb8QK3u3kq2mP6ZP3f7w9t test"
+    spec = boot_spec(
+        vm_pool,
+        name,
+        os_variant="rhel7",
+        memory_mib=1024,
+        start=False,
+        cloud_init={"ssh_authorized_keys": [key]},
+    )
+    done = stack.run("domain.define", HV, **spec)
+    assert done["state"] == "succeeded", done["error"]
+    messages = [e["message"] for e in stack.api.events(done["id"])]
+    assert "os variant rhel7 resolved to rhel7.0" in messages
+    result = done["result"]
+    assert result["state"] == "shutoff" and result["os_variant"] == "rhel7.0"
+    seed = vm_pool.directory / f"{name}-cidata.iso"
+    assert [d["path"] for d in result["disks"] if d["device"] == "cdrom"] == [str(seed)]
+    header = subprocess.run(
+        ["isoinfo", "-d", "-i", str(seed)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Volume id: cidata" in header
+    listing = subprocess.run(
+        ["isoinfo", "-R", "-f", "-i", str(seed)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert sorted(listing) == ["/meta-data", "/user-data"]
+
+    removed = run_ok(stack, "domain.undefine", name=name, remove_storage=True)
+    assert sorted(removed["removed_volumes"]) == sorted(
+        [str(vm_pool.directory / f"{name}.qcow2"), str(seed)]
+    )
+    assert_nothing_created(vm_pool, name)
