@@ -14,16 +14,14 @@ from typing import Any
 import pytest
 
 from orchestrator.client import ApiError
-from tests.domains.test_jobs_real_vm import (  # noqa: F401 (fixtures)
-    HV,
-    VmPool,
-    boot_spec,
-    default_network,
-    run_ok,
-    stack,
-    vm_pool,
-)
+from tests.domains import test_jobs_real_vm as real_vm
+from tests.domains.test_jobs_real_vm import HV, VmPool, boot_spec, run_ok
 from tests.support.services import RunningStack
+
+# The real-VM module's fixtures: a stack for this module, a throwaway pool per test.
+stack = real_vm.stack
+vm_pool = real_vm.vm_pool
+default_network = real_vm.default_network
 
 
 def assert_nothing_created(vm: VmPool, name: str) -> None:
@@ -55,7 +53,7 @@ def test_what_the_hypervisor_lacks_is_a_422_and_nothing_is_created(
     stack: RunningStack, vm_pool: VmPool, default_network: str
 ) -> None:
     name = vm_pool.domain_name("bad")
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "params.disks.0.source.path": {
             "disks": [{"source": {"type": "path", "path": "/etc/hostname"}}]
         },
