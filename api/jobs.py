@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from api.requests import float_arg, int_arg, json_body
 from api.services import services
 from orchestrator import jobstore
+from orchestrator.domains.dryrun import dry_run_job
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.jobview import event_from_live, event_from_row, job_document
 from orchestrator.lifecycle import JobState
@@ -25,6 +26,10 @@ _FILTERS = ("state", "kind", "hypervisor")
 @bp.post("")
 def submit() -> tuple[Response, int, dict[str, str]]:
     job_request = JobRequest.parse(json_body())
+    if request.args.get("dry_run") == "true":
+        hv = job_request.hypervisor
+        facts = services().live.heartbeat(hv) if hv else None
+        return jsonify(dry_run_job(job_request.kind, job_request.params, facts)), 200, {}
     submitter = request.headers.get("X-Submitter", "anonymous")[:128]
     key = request.headers.get("Idempotency-Key")
     job, created = services().submitter.submit(job_request, submitter, key)

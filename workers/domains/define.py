@@ -14,17 +14,12 @@ from typing import Any
 
 import libvirt
 
+from orchestrator.domains.dryrun import PlannedVolume, planned_volumes
 from orchestrator.domains.osinfo import resolve_os_variant
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.errors import Conflict, JobFailed
 from workers.context import JobContext
-from workers.domains.disks import (
-    PlannedVolume,
-    create_volumes,
-    existing_formats,
-    paths_to_create,
-    planned_volumes,
-)
+from workers.domains.disks import create_volumes, existing_formats, paths_to_create
 from workers.domains.host import check_host_limits, check_networks, host_defaults
 from workers.domains.record import (
     describe_differences,
@@ -106,7 +101,11 @@ def _plan(ctx: JobContext, spec: DomainSpec) -> DomainPlan:
     iso = os.path.join(seed[1], seed_file_name(spec.name)) if seed else None
     variant = resolve_os_variant(spec.os_variant or "generic").variant
     resolved = fill_defaults(spec, variant, host, cloud_init_iso=iso)
-    return DomainPlan(resolved, planned_volumes(resolved.disks, paths), seed)
+    # Path disks whose file exists are not created; the others are named by their pool.
+    creating = tuple(d for d in resolved.disks if d.source_type == "volume" or d.path in paths)
+    pool_dirs = {pool: path.rpartition("/")[0] for path, (pool, _name) in paths.items()}
+    volumes = planned_volumes(creating, pool_dirs)
+    return DomainPlan(resolved, volumes, seed)
 
 
 def _define_and_start(

@@ -7,19 +7,16 @@ registered with ``ctx.created`` so a failed define removes it again.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import libvirt
 
 from orchestrator.domains.devices import IsoSource, PathSource, VolumeSource
+from orchestrator.domains.dryrun import PlannedVolume
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.errors import InvalidInput
 from orchestrator.storage.locators import VolumeLocator
 from orchestrator.storage.sizes import format_size
 from orchestrator.storage.spec import VolumeSpec
 from workers.context import JobContext
-from workers.domxml.resolved import ResolvedDisk
 from workers.storage.ensure import accept_existing, check_space, create_or_find
 from workers.storage.pools import find_pool, require_active
 from workers.storage.volume_xml import VolumeDefinition, render_volume_xml
@@ -29,19 +26,6 @@ from workers.storage.volumes import (
     resolve_reference,
     resolve_target,
 )
-
-_GIB = 1024**3
-
-
-@dataclass(frozen=True)
-class PlannedVolume:
-    """A volume a define would create: what a dry run lists and the job then makes."""
-
-    pool: str
-    name: str
-    format: str
-    capacity: int
-    backing_volume: str | None = None
 
 
 def existing_formats(conn: libvirt.virConnect, spec: DomainSpec) -> dict[str, str]:
@@ -79,26 +63,6 @@ def _existing(
         message = f"{source.path} does not exist (give size_gib to create it)"
         raise InvalidInput(message, errors=[{"field": f"{field}.path", "message": message}])
     return volume
-
-
-def planned_volumes(
-    disks: tuple[ResolvedDisk, ...], pool_of_path: dict[str, tuple[str, str]]
-) -> list[PlannedVolume]:
-    """The volumes the resolved disks ask to create; ``pool_of_path`` maps a path to its pool
-    and name (paths whose files already exist are left out of it, and so not created)."""
-    planned = []
-    for disk in disks:
-        if disk.create_size_gib is None:
-            continue
-        if disk.source_type == "volume":
-            pool, name = disk.pool or "", disk.volume or ""
-        elif disk.path in pool_of_path:
-            pool, name = pool_of_path[disk.path]
-        else:
-            continue
-        capacity = math.ceil(disk.create_size_gib * _GIB / 512) * 512
-        planned.append(PlannedVolume(pool, name, disk.driver_type, capacity, disk.backing_volume))
-    return planned
 
 
 def paths_to_create(conn: libvirt.virConnect, spec: DomainSpec) -> dict[str, tuple[str, str]]:

@@ -15,25 +15,15 @@ import tempfile
 import libvirt
 
 from orchestrator.domains.cloudinit import SEED_VOLUME_LABEL, nocloud_files
+from orchestrator.domains.dryrun import seed_pool_name
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.errors import InvalidInput, JobFailed
 from workers.context import JobContext
 from workers.storage.pools import find_pool, local_pool_dir, refresh_pool, require_active
 
-DEFAULT_SEED_POOL = "default"
-
 
 def seed_file_name(domain: str) -> str:
     return f"{domain}-cidata.iso"
-
-
-def seed_pool_name(spec: DomainSpec) -> str:
-    """The pool that holds the seed: the first disk's pool, else libvirt's ``default``."""
-    for disk in spec.disks:
-        pool = getattr(disk.source, "pool", None)
-        if pool:
-            return str(pool)
-    return DEFAULT_SEED_POOL
 
 
 def seed_directory(

@@ -49,7 +49,7 @@ def describe_domain(domain: libvirt.virDomain) -> dict[str, Any]:
         "vcpus": vcpus,
         "memory_mib": memory_kib // 1024,
         "os_variant": _os_id(root),
-        "disks": [_disk(el) for el in root.iterfind("devices/disk")],
+        "disks": [_disk(domain.connect(), el) for el in root.iterfind("devices/disk")],
         "interfaces": [_interface(el) for el in root.iterfind("devices/interface")],
         "vnc": _vnc(root),
         "serials": [_serial(el) for el in root.iterfind("devices/serial")],
@@ -61,7 +61,7 @@ def _os_id(root: ET.Element) -> str | None:
     return found.get("id") if found is not None else None
 
 
-def _disk(el: ET.Element) -> dict[str, Any]:
+def _disk(conn: libvirt.virConnect, el: ET.Element) -> dict[str, Any]:
     source = el.find("source")
     attrs = dict(source.attrib) if source is not None else {}
     target = el.find("target")
@@ -71,11 +71,24 @@ def _disk(el: ET.Element) -> dict[str, Any]:
         "target": target.get("dev") if target is not None else None,
         "bus": target.get("bus") if target is not None else None,
         "format": driver.get("type") if driver is not None else None,
-        "path": attrs.get("file") or attrs.get("dev"),
+        "path": attrs.get("file") or attrs.get("dev") or _volume_path(conn, attrs),
         "pool": attrs.get("pool"),
         "volume": attrs.get("volume"),
         "readonly": el.find("readonly") is not None,
     }
+
+
+def _volume_path(conn: libvirt.virConnect, attrs: dict[str, str]) -> str | None:
+    if not (attrs.get("pool") and attrs.get("volume")):
+        return None
+    try:
+        return str(
+            conn.storagePoolLookupByName(attrs["pool"])
+            .storageVolLookupByName(attrs["volume"])
+            .path()
+        )
+    except libvirt.libvirtError:
+        return None  # the volume or its pool is gone; the disk still names it
 
 
 def _interface(el: ET.Element) -> dict[str, Any]:
