@@ -32,7 +32,6 @@ from orchestrator.domains.devices import (
 from orchestrator.domains.names import check_cpuset, check_identifier, check_object_name
 from orchestrator.domains.osinfo import resolve_os_variant
 from orchestrator.errors import InvalidInput
-from orchestrator.kinds.registry import validation_errors
 
 BootSource = Literal["cdrom", "import", "kernel", "pxe"]
 BootDevice = Literal["hd", "cdrom", "network", "fd"]
@@ -174,6 +173,9 @@ class DomainSpec(SpecModel):
 
 def parse_domain_spec(raw: Mapping[str, Any], field: str = "") -> DomainSpec:
     """Validate ``raw``; a bad value is a 422 whose ``errors`` name each field and rule."""
+    # Imported here: importing orchestrator.kinds registers domain.define, built on this module.
+    from orchestrator.kinds.registry import validation_errors
+
     try:
         return DomainSpec.model_validate(dict(raw))
     except ValidationError as exc:

@@ -1,6 +1,7 @@
 """Job kinds and their parameter models. Importing this package registers every kind."""
 
 from orchestrator.kinds import basic
+from orchestrator.kinds import domains as domains
 from orchestrator.kinds import storage as storage
 from orchestrator.kinds.registry import KINDS, JobKind, JobParams, get_kind, job_kind, parse_params
 

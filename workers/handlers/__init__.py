@@ -1,6 +1,7 @@
 """Job handlers by kind. Importing this package registers every handler."""
 
 from workers.handlers import basic
+from workers.handlers import domains as domains
 from workers.handlers import storage as storage
 from workers.handlers.registry import HANDLERS, Handler, handles
 
