@@ -161,3 +161,12 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key] = value
     return params
+
+
+def _attach_subcommands() -> None:
+    from orchestrator.inventory.cli import inventory_command
+
+    main.add_command(inventory_command, "inventory")
+
+
+_attach_subcommands()

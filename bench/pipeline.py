@@ -1,0 +1,217 @@
+"""Benchmark: ping jobs through our API beside raw Celery and the naive Flask + Celery app.
+
+Every system runs on the same redis-server in the same run, each with one worker process
+(a threads pool of 8) and the same gunicorn settings. Latency is from POST until the client
+sees ``succeeded``; throughput is jobs per second, sequential and with 8 concurrent clients.
+
+    .venv/bin/python bench/pipeline.py [--jobs 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from orchestrator.processes import ServiceProcess, free_port, port_open, redis_server
+from orchestrator.settings import Settings
+from orchestrator.stack import LocalStack
+
+RESULTS = Path(__file__).with_name("results")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+ROOT = Path(__file__).resolve().parent.parent
+
+OneJob = Callable[[requests.Session], float]
+
+
+def measure(one_job: OneJob, jobs: int, clients: int) -> dict[str, float]:
+    sessions = [requests.Session() for _ in range(clients)]
+    per_client = jobs // clients
+
+    def client(index: int) -> list[float]:
+        return [one_job(sessions[index]) for _ in range(per_client)]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = [lat for batch in pool.map(client, range(clients)) for lat in batch]
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "jobs": len(latencies),
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "jobs_per_s": len(latencies) / elapsed,
+    }
+
+
+def ours(base: str) -> OneJob:
+    def one(http: requests.Session) -> float:
+        started = time.perf_counter()
+        job = http.post(f"{base}/v1/jobs", json={"kind": "ping", "hypervisor": "bench"}).json()
+        done = http.get(f"{base}/v1/jobs/{job['id']}", params={"wait": 30}).json()
+        assert done["state"] == "succeeded", done
+        return time.perf_counter() - started
+
+    return one
+
+
+def naive(base: str) -> OneJob:
+    def one(http: requests.Session) -> float:
+        started = time.perf_counter()
+        task = http.post(f"{base}/tasks").json()
+        deadline = started + 30
+        while (done := http.get(f"{base}/tasks/{task['id']}").json())["state"] != "SUCCESS":
+            assert done["state"] in {"PENDING", "STARTED"}, done
+            assert time.perf_counter() < deadline, f"task {task['id']} never finished"
+            time.sleep(0.001)  # poll hard: the anchor gets every chance to look fast
+        return time.perf_counter() - started
+
+    return one
+
+
+def raw_celery() -> OneJob:
+    from bench.naive_app import ping
+
+    def one(_: requests.Session) -> float:
+        started = time.perf_counter()
+        assert ping.apply_async().get(timeout=30)["message"] == "pong"
+        return time.perf_counter() - started
+
+    return one
+
+
+def start_naive(redis_url: str, logs: Path) -> list[ServiceProcess]:
+    import os
+
+    env = {**os.environ, "NAIVE_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
+    port = free_port()
+    py = sys.executable
+    web = ServiceProcess(
+        "naive-api",
+        [
+            py,
+            "-m",
+            "gunicorn",
+            "-k",
+            "gthread",
+            "-w",
+            "2",
+            "--threads",
+            "16",
+            "-b",
+            f"127.0.0.1:{port}",
+            "bench.naive_app:app",
+        ],
+        log_path=logs / "naive-api.log",
+        env=env,
+        ready=port_open(port),
+    )
+    worker = ServiceProcess(
+        "naive-worker",
+        [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "bench.naive_app:celery",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            "8",
+            "-Q",
+            "naive",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "WARNING",
+        ],
+        log_path=logs / "naive-worker.log",
+        env=env,
+    )
+    web.start(60)
+    worker.start(None)
+    web.port = port  # type: ignore[attr-defined]
+    return [web, worker]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    redis = redis_server(free_port(), tmp / "redis", log_path=tmp / "redis.log").start()
+    redis_url = f"redis://127.0.0.1:{redis.argv[2]}/0"
+    import os
+
+    os.environ["NAIVE_REDIS_URL"] = redis_url
+    settings = Settings(
+        var_dir=tmp / "var",
+        redis_url=redis_url,
+        api_port=free_port(),
+        hypervisor="bench",
+        libvirt_uri="test:///default",
+        worker_concurrency=8,
+        api_workers=2,
+        api_threads=16,
+    )
+    stack = LocalStack(settings, flower=False)
+    naive_services: list[ServiceProcess] = []
+    try:
+        stack.start()
+        naive_services = start_naive(redis_url, tmp / "logs")
+        naive_base = f"http://127.0.0.1:{naive_services[0].port}"  # type: ignore[attr-defined]
+        systems = {
+            "orchestrator API": ours(settings.resolved_api_url),
+            "naive Flask+Celery": naive(naive_base),
+            "raw Celery": raw_celery(),
+        }
+        for one in systems.values():  # warm up connections and code paths
+            measure(one, 80, 8)
+        report: dict[str, dict[str, dict[str, float]]] = {}
+        for name, one in systems.items():
+            report[name] = {
+                "sequential": measure(one, args.jobs, 1),
+                "8 clients": measure(one, args.jobs, 8),
+            }
+            print(f"{name}: {json.dumps(report[name])}", flush=True)
+    finally:
+        for service in naive_services:
+            service.stop()
+        stack.stop()
+        redis.stop()
+    print_report(report)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "pipeline.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def print_report(report: dict[str, dict[str, dict[str, float]]]) -> None:
+    print(f"\n{'system':<22}{'mode':<12}{'p50 ms':>9}{'p99 ms':>9}{'jobs/s':>9}")
+    for name, modes in report.items():
+        for mode, figures in modes.items():
+            print(
+                f"{name:<22}{mode:<12}{figures['p50_ms']:>9.2f}{figures['p99_ms']:>9.2f}"
+                f"{figures['jobs_per_s']:>9.1f}"
+            )
+    ours_, naive_, raw = (
+        report[k] for k in ("orchestrator API", "naive Flask+Celery", "raw Celery")
+    )
+    for mode in ("sequential", "8 clients"):
+        print(
+            f"{mode}: p50 ours/naive = {ours_[mode]['p50_ms'] / naive_[mode]['p50_ms']:.2f}x, "
+            f"ours/raw = {ours_[mode]['p50_ms'] / raw[mode]['p50_ms']:.2f}x, "
+            f"throughput ours/naive = {ours_[mode]['jobs_per_s'] / naive_[mode]['jobs_per_s']:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
