@@ -110,22 +110,25 @@ def vm_pool(qemu_uri: str) -> Iterator[VmPool]:
     try:
         yield vm
     finally:
-        for domain_name in vm.domains:
-            _remove_domain(conn, domain_name)
-        pool.destroy()
-        conn.close()
-        shutil.rmtree(root, ignore_errors=True)
+        try:
+            for domain_name in vm.domains:
+                _remove_domain(conn, domain_name)
+        finally:
+            pool.destroy()
+            conn.close()
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _remove_domain(conn: libvirt.virConnect, name: str) -> None:
     try:
         domain = conn.lookupByName(name)
-    except libvirt.libvirtError:
-        return
-    if domain.isActive():
-        domain.destroy()
-    if domain.isPersistent():
-        domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        if domain.isActive():
+            domain.destroy()
+        if domain.isPersistent():
+            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+            raise  # gone already is what teardown wants
 
 
 def boot_spec(vm: VmPool, name: str, network: str | None = None, **extra: Any) -> dict[str, Any]:
