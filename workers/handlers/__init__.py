@@ -2,6 +2,7 @@
 
 from workers.handlers import basic
 from workers.handlers import domains as domains
+from workers.handlers import fleet as fleet
 from workers.handlers import storage as storage
 from workers.handlers.registry import HANDLERS, Handler, handles
 

@@ -1,0 +1,62 @@
+"""Rules for inventories that pass through the API (stored versions and inline job
+parameters): they must parse, and they must not hold passwords, because the API keeps them in
+SQL and hands them to workers through Redis. Passwords belong in files on the worker: an
+``inventory_path`` file, or ``host_vars/``/``group_vars/`` under a job's ``vars_dir``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from orchestrator.errors import InvalidInput
+from orchestrator.inventory import Inventory, parse_inventory
+
+InventoryFormat = Literal["ini", "yaml"]
+
+MAX_INVENTORY_CHARS = 512 * 1024
+
+# Every variable ansible-core reads a password or passphrase from.
+SECRET_VARS = frozenset(
+    {
+        "ansible_password",
+        "ansible_ssh_pass",
+        "ansible_ssh_password",
+        "ansible_become_password",
+        "ansible_become_pass",
+        "ansible_sudo_pass",
+        "ansible_sudo_password",
+        "ansible_ssh_private_key_passphrase",
+    }
+)
+
+
+def parse_api_inventory(text: str, format: InventoryFormat | None, source: str) -> Inventory:
+    """Parse inventory text received through the API; InvalidInput when it does not parse or
+    when a host or group sets a password variable."""
+    if len(text) > MAX_INVENTORY_CHARS:
+        raise InvalidInput(
+            f"{source}: inventory is longer than {MAX_INVENTORY_CHARS} characters",
+            errors=[{"field": "inventory", "message": f"at most {MAX_INVENTORY_CHARS} characters"}],
+        )
+    inventory = parse_inventory(text, format, source=source)
+    refuse_secrets(inventory)
+    return inventory
+
+
+def refuse_secrets(inventory: Inventory) -> None:
+    """InvalidInput naming each host or group that sets a password in the inventory text."""
+    found = [
+        f"{kind} {name}: {var}"
+        for kind, entries in (("group", inventory.groups), ("host", inventory.hosts))
+        for name, entry in entries.items()
+        for var in sorted(SECRET_VARS & set(entry.vars))
+    ]
+    if not found:
+        return
+    rule = (
+        "passwords must not be sent through the API (they would be stored); put them in "
+        "host_vars/ or group_vars/ on the worker (vars_dir) or use key files"
+    )
+    raise InvalidInput(
+        f"{inventory.source}: {rule}: {', '.join(found)}",
+        errors=[{"field": "inventory", "message": f"{where} sets a password"} for where in found],
+    )

@@ -1,0 +1,118 @@
+"""One ``fleet.run`` / ``fleet.ping`` attempt: select hosts, run the module, report.
+
+The job fails (state ``failed``) when any host failed, was unreachable, or was skipped after a
+batch went over ``max_fail_percentage``, as ``ansible`` exits non-zero then; the problem
+document's ``result`` then holds the same per-host results and recap a success returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.errors import JobFailed
+from orchestrator.fleet_files import fleet_files_dir
+from orchestrator.inventory import Inventory, select_hosts
+from orchestrator.kinds.fleet import FleetTargetParams
+from workers.context import JobContext
+from workers.fleet import AnyCall, FleetResult, HostResult, HostStatus, run_fleet
+from workers.fleet_jobs.output import OutputEvents
+from workers.fleet_jobs.targets import (
+    host_target,
+    job_inventory,
+    localized_call,
+    localized_options,
+)
+
+_LEVELS = {HostStatus.FAILED: "error", HostStatus.UNREACHABLE: "error"}
+
+
+def run_fleet_job(ctx: JobContext, params: FleetTargetParams, call: AnyCall) -> dict[str, Any]:
+    """Run ``call`` on the hosts ``params`` select; the summary, or JobFailed carrying it."""
+    files = fleet_files_dir(ctx.settings)
+    hypervisors = ctx.live.hypervisors() if params.builtin_groups else None
+    inventory = job_inventory(params, files, hypervisors)
+    hosts = _selected_hosts(ctx, inventory, params)
+    targets = [host_target(inventory.connection(h), files) for h in hosts]
+    options = localized_options(params.options, files)
+    call = localized_call(call, files)
+    if options.host_key_policy == "off":
+        ctx.event(
+            "host key checking is off: the hosts' identities are not verified",
+            level="warning",
+            data={"host_key_policy": "off"},
+        )
+    ctx.event(
+        f"running {call.module} on {len(targets)} hosts, {options.forks} at a time",
+        data={"module": call.module, "hosts": len(targets), "forks": options.forks},
+    )
+    with OutputEvents(lambda host, message, data: ctx.event(message, host=host, data=data)) as out:
+        result = run_fleet(targets, call, options, out.line)
+    for host_result in result.values():
+        _report_host(ctx, host_result)
+    summary = _summary(result, params, inventory, call)
+    ctx.event(f"recap\n{summary['recap_text']}", data={"totals": summary["totals"]})
+    if not result.all_ok:
+        raise JobFailed(_failure(summary["totals"], result.stopped_reason), result=summary)
+    return summary
+
+
+def _selected_hosts(ctx: JobContext, inventory: Inventory, params: FleetTargetParams) -> list[str]:
+    selection = select_hosts(inventory, params.pattern, params.limit)
+    for warning in (*inventory.warnings, *selection.warnings):
+        ctx.event(warning, level="warning")
+    if not selection.hosts:
+        # Ansible only warns here; a CI run that touched nothing should not look green.
+        raise JobFailed(
+            f"pattern {params.pattern!r}"
+            + (f" with limit {params.limit!r}" if params.limit else "")
+            + " matched no hosts",
+            warnings=list(selection.warnings),
+        )
+    return list(selection.hosts)
+
+
+def _report_host(ctx: JobContext, result: HostResult) -> None:
+    detail = f" (rc={result.rc})" if result.rc is not None else ""
+    if result.error:
+        detail += f": {result.error}"
+    data = {"status": result.status.value, "rc": result.rc, "changed": result.changed}
+    if result.host_key_check:
+        data["host_key_check"] = result.host_key_check
+    level = _LEVELS.get(result.status, "info")
+    ctx.event(f"{result.status.value}{detail}", level=level, host=result.host, data=data)
+
+
+def _summary(
+    result: FleetResult, params: FleetTargetParams, inventory: Inventory, call: AnyCall
+) -> dict[str, Any]:
+    totals = {
+        "hosts": len(result),
+        "ok": len(result.succeeded),
+        "changed": sum(r.changed for r in result.values()),
+        "failed": len(result.failed),
+        "unreachable": len(result.unreachable),
+        "skipped": len(result.skipped),
+    }
+    return {
+        **result.to_dict(),
+        "recap_text": result.format_recap(),
+        "totals": totals,
+        "module": call.module,
+        "pattern": params.pattern,
+        "limit": params.limit,
+        "host_key_policy": params.options.host_key_policy,
+        "inventory": {
+            "source": inventory.source,
+            "name": params.inventory_name,
+            "version": params.inventory_version,
+        },
+    }
+
+
+def _failure(totals: dict[str, int], stopped: str | None) -> str:
+    text = (
+        f"{totals['failed']} failed, {totals['unreachable']} unreachable of {totals['hosts']} hosts"
+    )
+    if totals["skipped"]:
+        text += f", {totals['skipped']} skipped ({stopped})"
+    return text

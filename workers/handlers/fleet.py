@@ -1,0 +1,21 @@
+"""Handlers for ``fleet.run`` and ``fleet.ping``: thin calls into :mod:`workers.fleet_jobs`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.kinds.fleet import FleetPingParams, FleetRunParams
+from workers.context import JobContext
+from workers.fleet import PingCall
+from workers.fleet_jobs import run_fleet_job
+from workers.handlers.registry import handles
+
+
+@handles("fleet.run")
+def fleet_run(ctx: JobContext, params: FleetRunParams) -> dict[str, Any]:
+    return run_fleet_job(ctx, params, params.call)
+
+
+@handles("fleet.ping")
+def fleet_ping(ctx: JobContext, params: FleetPingParams) -> dict[str, Any]:
+    return run_fleet_job(ctx, params, PingCall())
