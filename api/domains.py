@@ -69,7 +69,7 @@ def _submit(kind: str, hypervisor: str, params: dict[str, Any]) -> str:
 
 
 def _result(job_id: str, hypervisor: str, timeout: float) -> dict[str, Any]:
-    live = services().live.wait_finished(job_id, timeout)
+    live = services().completion.wait(job_id, timeout)
     state = JobState(live["state"]) if live else JobState.PENDING
     if state is JobState.SUCCEEDED and live:
         result: dict[str, Any] = live["result"]

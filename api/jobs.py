@@ -7,6 +7,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, jsonify, request
 
+from api.fleet import admit_fleet_job
 from api.requests import float_arg, int_arg, json_body
 from api.services import services
 from orchestrator import jobstore
@@ -25,7 +26,8 @@ _FILTERS = ("state", "kind", "hypervisor")
 
 @bp.post("")
 def submit() -> tuple[Response, int, dict[str, str]]:
-    job_request = JobRequest.parse(json_body())
+    # Fleet jobs need the fleet:run scope and get their stored inventory resolved here.
+    job_request = admit_fleet_job(JobRequest.parse(json_body()))
     if request.args.get("dry_run") == "true":
         hv = job_request.hypervisor
         facts = services().live.heartbeat(hv) if hv else None
@@ -44,7 +46,7 @@ def show(job_id: str) -> Response:
     svc = services()
     with svc.sessions() as session:
         job = jobstore.get_job(session, job_id)
-    live = svc.live.wait_finished(job_id, wait) if wait else _live(job_id)
+    live = svc.completion.wait(job_id, wait) if wait else _live(job_id)
     return jsonify(job_document(job, live))
 
 

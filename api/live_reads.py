@@ -52,7 +52,7 @@ def read_through_worker(
     svc = services()
     _require_alive(svc, hypervisor)
     job_id = _submit(svc, kind, hypervisor, params)
-    live = svc.live.wait_finished(job_id, timeout)
+    live = svc.completion.wait(job_id, timeout)
     state = JobState(live["state"]) if live else JobState.PENDING
     if state is JobState.SUCCEEDED:
         return live["result"] if live else None

@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.celery_app import create_celery
+from orchestrator.completion import CompletionWaiter
 from orchestrator.db import make_engine, make_sessionmaker
 from orchestrator.livestate import LiveState
 from orchestrator.settings import Settings
@@ -22,13 +23,15 @@ class Services:
     live: LiveState
     celery: Celery
     submitter: Submitter
+    completion: CompletionWaiter
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         sessions = make_sessionmaker(make_engine(settings.resolved_database_url))
         live = LiveState.from_url(settings.resolved_redis_url)
         celery = create_celery(settings)
-        return cls(settings, sessions, live, celery, Submitter(settings, sessions, live, celery))
+        submitter = Submitter(settings, sessions, live, celery)
+        return cls(settings, sessions, live, celery, submitter, CompletionWaiter(live))
 
     def init_app(self, app: Flask) -> None:
         app.extensions["orchestrator"] = self

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
 from rich.console import Console
 
 from orchestrator.client import ApiClient
+from orchestrator.demo_steps import Step, job_step
+from orchestrator.demo_storage import STORAGE_STEPS
 from orchestrator.settings import Settings
 from orchestrator.stack import LocalStack, running_stack
 
 console = Console()
-
-Step = Callable[[ApiClient, Settings], dict[str, Any]]
 
 
 def run_demo(settings: Settings) -> int:
@@ -43,15 +41,8 @@ def _run_step(client: ApiClient, settings: Settings, name: str, step: Step) -> b
     return ok
 
 
-def _job(kind: str, **params: Any) -> Step:
-    def step(client: ApiClient, settings: Settings) -> dict[str, Any]:
-        body = {"kind": kind, "params": params, "hypervisor": settings.hypervisor}
-        return client.wait(client.submit(body)["id"], timeout=300)
-
-    return step
-
-
 STEPS: list[tuple[str, Step]] = [
-    ("ping: a round trip through the local hypervisor's worker", _job("ping")),
-    ("hypervisor.facts: what libvirt says about this machine", _job("hypervisor.facts")),
+    ("ping: a round trip through the local hypervisor's worker", job_step("ping")),
+    ("hypervisor.facts: what libvirt says about this machine", job_step("hypervisor.facts")),
+    *STORAGE_STEPS,
 ]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -82,10 +83,12 @@ def cancel_pending(session: Session, job_id: str) -> None:
     session.commit()
 
 
-def mark_published(session: Session, job_id: str, attempt: int) -> None:
-    session.execute(
-        delete(OutboxEntry).where(OutboxEntry.job_id == job_id, OutboxEntry.attempt == attempt)
-    )
+def clear_outbox(session: Session, attempts: list[tuple[str, int]]) -> None:
+    """Delete the outbox rows of these (job id, attempt) pairs, in one transaction."""
+    for job_id, attempt in attempts:
+        session.execute(
+            delete(OutboxEntry).where(OutboxEntry.job_id == job_id, OutboxEntry.attempt == attempt)
+        )
     session.commit()
 
 
@@ -135,19 +138,23 @@ def list_events(session: Session, job_id: str, after: int, limit: int) -> list[J
 
 
 def apply_events(session: Session, events: Iterable[dict[str, Any]]) -> int:
-    """Persist reported events (duplicates ignored) and move job rows forward; one commit."""
-    stored = 0
-    for event in events:
-        if session.get(Job, event["job_id"]) is None:
-            continue  # the job's row was never written (a foreign or purged job)
-        if _event_exists(session, event["job_id"], event["seq"]):
-            continue
-        session.add(_event_row(event))
-        if event.get("state"):
+    """Persist reported events (duplicates ignored) and move job rows forward; one commit.
+
+    One bulk insert for the batch keeps the write transaction short, so API writes waiting on
+    the database lock (SQLite has one) wait for milliseconds, not for a statement per event.
+    """
+    batch = list(events)
+    job_ids = {event["job_id"] for event in batch}
+    known = set(session.scalars(select(Job.id).where(Job.id.in_(job_ids)))) if job_ids else set()
+    # An event for a job without a row (a foreign or purged job) is dropped.
+    rows = [_event_values(event) for event in batch if event["job_id"] in known]
+    if rows:
+        session.execute(_insert_ignoring_duplicates(session, JobEvent), rows)
+    for event in sorted(batch, key=lambda e: e["seq"]):
+        if event.get("state") and event["job_id"] in known:
             _apply_state(session, event)
-        stored += 1
     session.commit()
-    return stored
+    return len(rows)
 
 
 def encode_cursor(job_id: str) -> str:
@@ -187,23 +194,27 @@ def _same_request(earlier: Job, new: NewJob) -> Job:
     return earlier
 
 
-def _event_exists(session: Session, job_id: str, seq: int) -> bool:
-    query = select(JobEvent.id).where(JobEvent.job_id == job_id, JobEvent.seq == seq)
-    return session.scalar(query) is not None
+def _insert_ignoring_duplicates(session: Session, model: type[JobEvent]) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(model).on_conflict_do_nothing()
+    raise NotImplementedError(f"no duplicate-ignoring insert for {dialect}")
 
 
-def _event_row(event: dict[str, Any]) -> JobEvent:
-    return JobEvent(
-        job_id=event["job_id"],
-        seq=event["seq"],
-        time=_from_epoch(event["time"]),
-        level=event["level"],
-        attempt=event["attempt"],
-        host=event.get("host"),
-        state=event.get("state"),
-        message=event["message"],
-        data=event.get("data"),
-    )
+def _event_values(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "job_id": event["job_id"],
+        "seq": event["seq"],
+        "time": _from_epoch(event["time"]),
+        "level": event["level"],
+        "attempt": event["attempt"],
+        "host": event.get("host"),
+        "state": event.get("state"),
+        "message": event["message"],
+        "data": event.get("data"),
+    }
 
 
 def _apply_state(session: Session, event: dict[str, Any]) -> None:

@@ -175,6 +175,16 @@ class LiveState:
         raw = self._queue(args=[job_id, attempt, kind, hypervisor, message, _now(), sources])
         return _emitted(raw)
 
+    def mark_published(self, job_id: str, attempt: int) -> None:
+        self.redis.hset(job_key(job_id), "published_attempt", attempt)
+
+    def published_attempts(self, job_ids: list[str]) -> dict[str, int]:
+        """The highest attempt of each job known to have reached the broker."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(job_key(job_id), "published_attempt")
+        return {job_id: int(v) for job_id, v in zip(job_ids, pipe.execute(), strict=True) if v}
+
     def claim(self, job_id: str, attempt: int, worker: str, instance: str) -> ClaimOutcome:
         """Atomic compare-and-set on (job id, attempt): only one delivery of an attempt runs."""
         sources = " ".join(allowed_sources(JobState.RUNNING))
@@ -237,21 +247,6 @@ class LiveState:
     def request_cancel(self, job_id: str) -> None:
         """Ask the worker running the job to stop at its next check."""
         self.redis.set(self.cancel_flag_key(job_id), "1", ex=LIVE_TTL_SECONDS)
-
-    def wait_finished(self, job_id: str, timeout: float) -> dict[str, Any] | None:
-        """The job's live state once it is terminal, or as it is when ``timeout`` runs out."""
-        deadline = time.monotonic() + timeout
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(done_channel(job_id))  # before reading: no finish slips between
-            while True:
-                state = self.job(job_id)
-                left = deadline - time.monotonic()
-                if state is None or JobState(state["state"]).is_terminal or left <= 0:
-                    return state
-                pubsub.get_message(timeout=min(left, 1.0))
-        finally:
-            pubsub.close()
 
     # --- reading ---------------------------------------------------------------------------
     def job(self, job_id: str) -> dict[str, Any] | None:

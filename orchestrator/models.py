@@ -77,4 +77,23 @@ class OutboxEntry(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_outbox_created", "created_at"),)
+    __table_args__ = (
+        Index("ix_outbox_created", "created_at"),
+        Index("ix_outbox_job", "job_id", "attempt"),
+    )
+
+
+class StoredInventory(Base):
+    """One version of an inventory stored through the API; a PUT adds a version, never edits."""
+
+    __tablename__ = "inventories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime]
+    submitter: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_inventories_version"),)

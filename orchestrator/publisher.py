@@ -22,11 +22,12 @@ def publish_attempt(
     params: dict[str, Any],
     reason: str = "queued",
 ) -> None:
-    """Mark the attempt queued in Redis, then send it.
+    """Mark the attempt queued in Redis, send it, then note in Redis that it was sent.
 
-    Marking first keeps the event order (queued before running); a send that fails after the
-    mark leaves the outbox row in place, and the recorder sends it again. A second send of the
-    same attempt is harmless: the worker's claim turns it into a no-op.
+    Marking first keeps the event order (queued before running). The outbox row stays in SQL
+    until the recorder sees the "sent" note (then it only deletes the row) or, without one,
+    sends the attempt again. A second send of the same attempt is harmless: the worker's claim
+    turns it into a no-op.
     """
     live.mark_queued(job_id, attempt, kind, hypervisor, f"{reason} on {queue_for(hypervisor)}")
     celery.send_task(
@@ -36,3 +37,4 @@ def publish_attempt(
         queue=queue_for(hypervisor),
         retry=False,  # fail fast: the outbox row, not a blocked caller, carries the retry
     )
+    live.mark_published(job_id, attempt)

@@ -67,16 +67,23 @@ class Recorder:
 
     # --- outbox ------------------------------------------------------------------------------
     def publish_outbox(self) -> int:
-        """Send attempts the API could not publish (Redis was down, or it died mid-request)."""
+        """Clear the outbox: drop rows of attempts that were sent, send the others.
+
+        The others are attempts the API could not send (Redis was down, or it died mid-request).
+        Returns how many attempts this call sent.
+        """
+        sent = 0
         with self.sessions() as session:
             due = jobstore.due_outbox(session, self.settings.outbox_grace_seconds)
+            if not due:
+                return 0
+            published = self.live.published_attempts([job.id for job, _ in due])
             for job, attempt in due:
-                if JobState(job.state) is JobState.CANCELLED:
-                    jobstore.mark_published(session, job.id, attempt)
-                    continue
-                self._publish(job, attempt, "queued by the recorder")
-                jobstore.mark_published(session, job.id, attempt)
-        return len(due)
+                if published.get(job.id, 0) < attempt and job.state != JobState.CANCELLED:
+                    self._publish(job, attempt, "queued by the recorder")
+                    sent += 1
+            jobstore.clear_outbox(session, [(job.id, attempt) for job, attempt in due])
+        return sent
 
     # --- events ------------------------------------------------------------------------------
     def record_events(self, block_ms: int) -> int:
@@ -170,7 +177,7 @@ class Recorder:
                 return
             jobstore.enqueue_attempt(session, job_id, following)
             self._publish(job, following, f"{reason}; attempt {following} queued")
-            jobstore.mark_published(session, job_id, following)
+            jobstore.clear_outbox(session, [(job_id, following)])
 
     def _publish(self, job: Job, attempt: int, reason: str) -> None:
         publish_attempt(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Literal
 
 import redis
@@ -65,6 +66,8 @@ class Submitter:
         self.sessions = sessions
         self.live = live
         self.celery = celery
+        self._registry: list[dict[str, Any]] = []
+        self._registry_read_at = -1e9
 
     def submit(
         self, request: JobRequest, submitter: str, idempotency_key: str | None = None
@@ -84,7 +87,8 @@ class Submitter:
         return job, created
 
     def _publish(self, session: Session, job: Job) -> None:
-        # The fast path; when it fails the outbox row stays and the recorder publishes later.
+        # The fast path. The outbox row stays either way: the recorder deletes it once it sees
+        # the job was sent, or sends the job itself when the broker was unreachable here.
         try:
             publish_attempt(
                 self.celery,
@@ -97,14 +101,18 @@ class Submitter:
             )
         except (redis.RedisError, OperationalError, OSError) as exc:
             log.warning("job %s stays pending, broker unreachable: %s", job.id, exc)
-            return
-        jobstore.mark_published(session, job.id, 1)
 
     def _hypervisors(self) -> list[dict[str, Any]]:
-        try:
-            return self.live.hypervisors()
-        except redis.RedisError:
-            return []
+        # The registry changes when workers come and go; a second-old view places jobs as well
+        # and spares two Redis round trips per submission.
+        now = time.monotonic()
+        if now - self._registry_read_at > 1.0:
+            try:
+                self._registry = self.live.hypervisors()
+            except redis.RedisError:
+                self._registry = []
+            self._registry_read_at = now
+        return self._registry
 
 
 def _rerun_on_loss(request: JobRequest, safe_to_rerun: bool) -> bool:

@@ -1,4 +1,9 @@
-"""A thread that tells Redis, every few seconds, that this hypervisor's worker is alive."""
+"""Threads that tell Redis, every few seconds, that this hypervisor's worker is alive.
+
+Beating and reading capacity are separate threads: a libvirt call can block for seconds (a
+domain being destroyed holds driver locks), and a worker busy with libvirt is not a dead one.
+Each beat carries the latest capacity read, with the time it was read.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import Any
 
 import libvirt
 
-from orchestrator.livestate import LiveState
+from orchestrator.livestate import LiveState, heartbeat_key
 from orchestrator.settings import Settings
 from workers.facts import read_capacity
 
@@ -34,42 +39,53 @@ class Heartbeat:
         self.instance = instance
         self.connect = connect
         self.up_since = time.time()
+        self._capacity: dict[str, Any] = {"capacity": None}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._loop, args=(self.beat,), name="heartbeat", daemon=True),
+            threading.Thread(
+                target=self._loop, args=(self.refresh_capacity,), name="capacity", daemon=True
+            ),
+        ]
 
     def start(self) -> None:
+        self.refresh_capacity()
         self.beat()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         """Stop beating and withdraw the heartbeat: the worker is gone on purpose."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        self.live.redis.delete(f"orch:hb:{self.settings.hypervisor}")
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=5)
+        self.live.redis.delete(heartbeat_key(self.settings.hypervisor))
 
     def beat(self) -> None:
         self.live.beat(self.settings.hypervisor, self.payload(), self.settings.heartbeat_ttl)
 
     def payload(self) -> dict[str, Any]:
-        info: dict[str, Any] = {
+        return {
             "instance": self.instance,
             "worker": f"{socket.gethostname()}:{os.getpid()}",
             "libvirt_uri": self.settings.libvirt_uri,
             "queue": self.settings.queue,
             "up_since": self.up_since,
             "concurrency": self.settings.worker_concurrency,
+            "cpu_mode": self.settings.cpu_mode,
+            **self._capacity,
         }
-        try:
-            info["capacity"] = read_capacity(self.connect())
-        except libvirt.libvirtError as exc:
-            info["capacity"] = None
-            info["libvirt_error"] = str(exc)
-        return info
 
-    def _run(self) -> None:
+    def refresh_capacity(self) -> None:
+        try:
+            self._capacity = {"capacity": read_capacity(self.connect()), "capacity_at": time.time()}
+        except libvirt.libvirtError as exc:
+            self._capacity = {**self._capacity, "libvirt_error": str(exc)}
+
+    def _loop(self, step: Callable[[], None]) -> None:
         while not self._stop.wait(self.settings.heartbeat_interval):
             try:
-                self.beat()
-            except Exception:  # a missed beat must not kill the thread
-                log.exception("heartbeat failed")
+                step()
+            except Exception:  # a missed beat or read must not end the thread
+                log.exception("%s failed", step.__name__)

@@ -1,5 +1,6 @@
 """The claim and the event stream, against a real redis-server."""
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -55,11 +56,15 @@ def test_events_are_numbered_in_order_and_a_finished_job_stays_finished(live: Li
     assert live.job("j1")["state"] == "lost"
 
 
-def test_wait_finished_returns_as_soon_as_the_job_ends(live: LiveState) -> None:
+def test_a_waiter_returns_as_soon_as_the_job_ends(live: LiveState) -> None:
     import threading
+
+    from orchestrator.completion import CompletionWaiter
 
     live.mark_queued("j1", 1, "ping", "hv", "queued")
     live.claim("j1", 1, "w1", "i1")
     threading.Timer(0.2, lambda: live.finish("j1", 1, JobState.SUCCEEDED, "ok", result=1)).start()
-    state = live.wait_finished("j1", timeout=10)
+    started = time.monotonic()
+    state = CompletionWaiter(live).wait("j1", timeout=10)
     assert state is not None and state["state"] == "succeeded" and state["result"] == 1
+    assert time.monotonic() - started < 0.9  # woken by the finish, not by the 1 s re-read

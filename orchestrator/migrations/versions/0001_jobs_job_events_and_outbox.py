@@ -69,10 +69,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index("ix_outbox_created", ["created_at"], unique=False)
+        batch_op.create_index("ix_outbox_job", ["job_id", "attempt"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_job")
         batch_op.drop_index("ix_outbox_created")
 
     op.drop_table("outbox")
