@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import domains, health, hypervisors, jobs, meta, problems, storage
+from api import domains, fleet, health, hypervisors, jobs, meta, problems, storage
 from api.services import Services
 from orchestrator.settings import Settings
 
@@ -21,6 +21,6 @@ def create_app(
         app.config.update(test_config)
     Services.from_settings(settings).init_app(app)
     problems.init_app(app)
-    for module in (jobs, hypervisors, health, meta, storage, domains):
+    for module in (jobs, hypervisors, health, meta, storage, domains, fleet):
         app.register_blueprint(module.bp)
     return app

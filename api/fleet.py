@@ -1,0 +1,173 @@
+"""``/v1/inventories`` (store, version, read, preview a pattern) and
+``POST /v1/jobs/<id>/relaunch`` (re-run a fleet job on its failed hosts). Also
+:func:`admit_fleet_job`, which ``POST /v1/jobs`` calls for every request: fleet jobs need the
+``fleet:run`` scope, and their ``inventory_name`` is resolved into inline text here."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api.auth import check_scope, require_scope
+from api.requests import int_arg, json_body
+from api.services import services
+from orchestrator.errors import InvalidInput
+from orchestrator.fleet_inventories import (
+    NewInventory,
+    get_inventory,
+    inventory_document,
+    latest_inventories,
+    store_inventory,
+)
+from orchestrator.fleet_inventory_rules import MAX_INVENTORY_CHARS, InventoryFormat
+from orchestrator.fleet_relaunch import Which, relaunch_request
+from orchestrator.fleet_submit import FLEET_KINDS, resolve_stored_inventory
+from orchestrator.inventory import parse_inventory, select_hosts, with_builtin_groups
+from orchestrator.jobview import job_document
+from orchestrator.kinds.fleet import INVENTORY_NAME
+from orchestrator.kinds.registry import validation_errors
+from orchestrator.submission import JobRequest
+
+bp = Blueprint("fleet", __name__)
+
+
+class InventoryBody(BaseModel):
+    """The body of ``PUT /v1/inventories/<name>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=MAX_INVENTORY_CHARS, description="INI or YAML inventory.")
+    format: InventoryFormat | None = Field(None, description="Detected when omitted.")
+
+
+class RelaunchBody(BaseModel):
+    """The (optional) body of ``POST /v1/jobs/<id>/relaunch``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hosts: Which = Field("both", description="Which hosts of the earlier job to run again.")
+
+
+def admit_fleet_job(job_request: JobRequest) -> JobRequest:
+    """For fleet kinds: check the ``fleet:run`` scope and resolve ``inventory_name``."""
+    if job_request.kind not in FLEET_KINDS:
+        return job_request
+    check_scope("fleet:run")
+    with services().sessions() as session:
+        params = resolve_stored_inventory(session, job_request.params)
+    return job_request.model_copy(update={"params": params})
+
+
+@bp.put("/v1/inventories/<name>")
+@require_scope("inventory:write")
+def put_inventory(name: str) -> tuple[Response, int, dict[str, str]]:
+    """Store a new version of inventory ``name`` (it must parse and hold no passwords)."""
+    body = _parse(InventoryBody, json_body())
+    new = NewInventory(_checked_name(name), body.text, body.format, _submitter())
+    with services().sessions() as session:
+        row = store_inventory(session, new)
+        doc = inventory_document(row, text=False)
+    return jsonify(doc), 201, {"Location": doc["links"]["self"]}
+
+
+@bp.get("/v1/inventories")
+@require_scope("read")
+def list_inventories() -> Response:
+    with services().sessions() as session:
+        rows = latest_inventories(session)
+        return jsonify({"items": [inventory_document(row, text=False) for row in rows]})
+
+
+@bp.get("/v1/inventories/<name>")
+@require_scope("read")
+def show_inventory(name: str) -> Response:
+    """The latest version, or ``?version=N``."""
+    with services().sessions() as session:
+        row = get_inventory(session, _checked_name(name), _version())
+        return jsonify(inventory_document(row))
+
+
+@bp.get("/v1/inventories/<name>/hosts")
+@require_scope("read")
+def inventory_hosts(name: str) -> Response:
+    """The hosts ``?pattern=`` (default ``all``) and ``?limit=`` select, as a fleet job would;
+    ``?builtin_groups=true`` adds the registry's hypervisors as group ``hypervisors``."""
+    pattern = request.args.get("pattern") or "all"
+    limit = request.args.get("limit") or None
+    builtin = _flag("builtin_groups")
+    with services().sessions() as session:
+        row = get_inventory(session, _checked_name(name), _version())
+        text, fmt, version = row.text, row.format, row.version
+    source = f"inventory {name} v{version}"
+    inventory = parse_inventory(text, cast(InventoryFormat, fmt), source=source)
+    if builtin:
+        inventory = with_builtin_groups(inventory, services().live.hypervisors(), [])
+    selection = select_hosts(inventory, pattern, limit)
+    return jsonify(
+        {
+            "name": name,
+            "version": version,
+            "pattern": pattern,
+            "limit": limit,
+            "builtin_groups": builtin,
+            "hosts": list(selection.hosts),
+            "warnings": [*inventory.warnings, *selection.warnings],
+        }
+    )
+
+
+@bp.post("/v1/jobs/<job_id>/relaunch")
+@require_scope("fleet:run")
+def relaunch(job_id: str) -> tuple[Response, int, dict[str, str]]:
+    """A new fleet job on the earlier job's failed and/or unreachable hosts."""
+    raw = json_body() if request.get_data(cache=True).strip() else {}
+    body = _parse(RelaunchBody, raw)
+    svc = services()
+    with svc.sessions() as session:
+        job_request = relaunch_request(session, svc.live, job_id, body.hosts)
+    key = request.headers.get("Idempotency-Key")
+    job, created = svc.submitter.submit(job_request, _submitter(), key)
+    doc = job_document(job, svc.live.job(job.id))
+    return jsonify(doc), 202 if created else 200, {"Location": f"/v1/jobs/{job.id}"}
+
+
+def _parse(model: Any, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise InvalidInput(
+            "the body must be a JSON object",
+            errors=[{"field": "", "message": "must be an object"}],
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput("invalid request body", errors=validation_errors(exc)) from None
+
+
+def _checked_name(name: str) -> str:
+    if not re.match(INVENTORY_NAME, name):
+        message = "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        raise InvalidInput(
+            f"inventory name {name!r} {message}", errors=[{"field": "name", "message": message}]
+        )
+    return name
+
+
+def _version() -> int | None:
+    return int_arg("version", 0, minimum=1) if "version" in request.args else None
+
+
+def _flag(name: str) -> bool:
+    raw = request.args.get(name, "false").lower()
+    if raw not in ("true", "false"):
+        raise InvalidInput(
+            f"query parameter {name!r} must be true or false",
+            errors=[{"field": name, "message": "must be true or false"}],
+        )
+    return raw == "true"
+
+
+def _submitter() -> str:
+    return request.headers.get("X-Submitter", "anonymous")[:128]
