@@ -3,6 +3,8 @@ the session's 20 real sshd hosts. One stack serves the whole module to keep it f
 
 from __future__ import annotations
 
+import re
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -410,3 +412,20 @@ def _dump_redis(stack: RunningStack) -> str:
         for key in client.scan_iter(count=1000)
         if client.type(key) in readers
     )
+
+
+def test_the_demo_step_runs_uname_on_its_own_hosts_and_stops_them(stack: RunningStack) -> None:
+    from orchestrator import demo_fleet
+
+    ((_title, step),) = demo_fleet.FLEET_STEPS
+    job = step(stack.api, stack.settings)
+
+    assert job["state"] == "succeeded", job["error"]
+    assert job["result"]["totals"]["ok"] == demo_fleet.HOSTS
+    assert all("Linux" in r["stdout"] for r in job["result"]["hosts"].values())
+    stored = stack.api.get(f"/v1/inventories/{demo_fleet.INVENTORY}")["text"]
+    addresses = re.findall(r"ansible_host=(\S+) ansible_port=(\d+)", stored)
+    assert len(addresses) == demo_fleet.HOSTS
+    for address, port in addresses:  # the demo's sshd hosts are stopped
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, int(port)), timeout=2).close()
