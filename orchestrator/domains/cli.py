@@ -15,14 +15,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import click
-from pydantic import SecretStr
 
 from orchestrator.client import ApiClient, ApiError
-from orchestrator.domains.dryrun import dry_run
+from orchestrator.domains.dryrun import plan_define
 from orchestrator.domains.spec import DomainSpec
+from orchestrator.domains.suboptions import option_error
 from orchestrator.domains.virtinstall import VirtInstallFlags, parse_virt_install
 from orchestrator.errors import InvalidInput
 from orchestrator.settings import Settings
@@ -73,22 +72,16 @@ def cloud_init_files(args: Sequence[str]) -> dict[str, str]:
 
 
 def request_params(spec: DomainSpec) -> dict[str, Any]:
-    """The spec as JSON parameters, secrets included (they go to the API, not to a log)."""
-    return {key: _plain(value) for key, value in spec.model_dump().items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, UUID):
-        return str(value)
-    if value is not None and not isinstance(value, str | int | float | bool):
-        return str(value)  # IP addresses
-    return value
+    """The spec as ``domain.define`` parameters; InvalidInput for a literal display password,
+    which a job may not carry (job parameters are stored and queued)."""
+    if spec.graphics.password is not None:
+        raise option_error(
+            "--graphics",
+            "password= may not be sent in a job (jobs are stored and queued); put the password "
+            "in a file on the hypervisor and give password_file=PATH instead (--print-xml and "
+            "--dry-run, which submit no job, accept password=)",
+        )
+    return spec.model_dump(mode="json")
 
 
 def _print_xml(
@@ -96,7 +89,7 @@ def _print_xml(
 ) -> None:
     facts = client.get(f"/v1/hypervisors/{hypervisor}") if hypervisor else None
     try:
-        plan = dry_run(request_params(spec), facts)
+        plan = plan_define(spec, facts)
     except InvalidInput as exc:
         raise click.ClickException(exc.detail) from None
     if plan["os_variant"]["substituted"]:
@@ -119,7 +112,11 @@ def _define(
     hypervisor: str | None,
     timeout: float,
 ) -> None:
-    body: dict[str, Any] = {"kind": "domain.define", "params": request_params(spec)}
+    try:
+        params = request_params(spec)
+    except InvalidInput as exc:
+        raise click.ClickException(exc.detail) from None
+    body: dict[str, Any] = {"kind": "domain.define", "params": params}
     if hypervisor:
         body["hypervisor"] = hypervisor
     job = client.submit(body)

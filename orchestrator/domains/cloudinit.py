@@ -28,7 +28,7 @@ def nocloud_files(spec: DomainSpec) -> dict[str, str]:
         return {}
     files = {"meta-data": ci.meta_data if ci.meta_data is not None else _meta_data(spec)}
     if ci.user_data is not None:
-        files["user-data"] = ci.user_data.get_secret_value()
+        files["user-data"] = ci.user_data
     else:
         config = (
             {"ssh_authorized_keys": list(ci.ssh_authorized_keys)} if ci.ssh_authorized_keys else {}

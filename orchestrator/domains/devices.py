@@ -5,7 +5,15 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.domains.names import (
     check_absolute_path,
@@ -101,26 +109,61 @@ class NetworkSpec(SpecModel):
         return self
 
 
+def check_graphics_password(display: str, secret: str) -> None:
+    """ValueError when ``secret`` is not a usable password for a ``display`` (vnc/spice)."""
+    if not secret or any(ord(c) < 32 or ord(c) == 127 for c in secret):
+        raise ValueError("password must be non-empty without control characters")
+    if display == "vnc" and len(secret) > 8:
+        # VNC authentication uses only the first 8 characters; refuse, don't truncate.
+        raise ValueError("a VNC password is at most 8 characters")
+
+
 class GraphicsSpec(SpecModel):
+    """The display. Its password is a secret: a job carries only ``password_file``, a path the
+    worker reads when it defines the domain; ``password`` serves local rendering only."""
+
     type: Literal["vnc", "spice", "none"] = "vnc"
     listen: IPv4Address | IPv6Address | None = Field(
         None, description="Address to listen on; default libvirt's (127.0.0.1)."
     )
     port: int | None = Field(None, ge=5900, le=65535, description="None: autoport.")
-    password: SecretStr | None = Field(None, description="Secret: never shown or reported.")
+    password: SecretStr | None = Field(
+        None,
+        description="Not accepted in jobs (secrets may not travel through the job queue); "
+        "use password_file.",
+    )
+    password_file: AbsolutePath | None = Field(
+        None,
+        description="Absolute path of a file on the hypervisor holding the display password "
+        "(one trailing newline is ignored; VNC: at most 8 characters). The worker reads it "
+        "when it defines the domain; the password itself is never stored or reported.",
+    )
 
     @model_validator(mode="after")
     def _settings_need_a_display(self) -> GraphicsSpec:
-        if self.type == "none" and (self.listen or self.port or self.password):
+        if self.type == "none" and (
+            self.listen or self.port or self.password or self.password_file
+        ):
             raise ValueError("graphics type 'none' takes no listen, port or password")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
         if self.password is not None:
-            secret = self.password.get_secret_value()
-            if not secret or any(ord(c) < 32 for c in secret):
-                raise ValueError("password must be non-empty without control characters")
-            if self.type == "vnc" and len(secret) > 8:
-                # VNC authentication uses only the first 8 characters; refuse, don't truncate.
-                raise ValueError("a VNC password is at most 8 characters")
+            check_graphics_password(self.type, self.password.get_secret_value())
         return self
+
+
+class JobGraphicsSpec(GraphicsSpec):
+    """The display as a job takes it: job parameters are stored and queued, so no password."""
+
+    @field_validator("password")
+    @classmethod
+    def _no_secret_in_a_job(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            raise ValueError(
+                "a password may not be sent in job parameters (they are stored and queued); "
+                "put it in a file on the hypervisor and give its path as password_file"
+            )
+        return value
 
 
 class SerialSpec(SpecModel):

@@ -41,9 +41,18 @@ class PlannedVolume:
 
 
 def dry_run(params: dict[str, Any], hypervisor_facts: dict[str, Any] | None) -> dict[str, Any]:
-    """What ``domain.define`` with ``params`` would define and create; raises InvalidInput."""
+    """What ``domain.define`` with ``params`` would define and create; raises InvalidInput.
+
+    ``params`` are validated as the job's (a literal display password is refused as in a job).
+    """
     spec = parse_params(get_kind("domain.define"), params)
     assert isinstance(spec, DomainSpec)
+    return plan_define(spec, hypervisor_facts)
+
+
+def plan_define(spec: DomainSpec, hypervisor_facts: dict[str, Any] | None) -> dict[str, Any]:
+    """The dry run of an already validated spec (``virt-install --print-xml`` renders locally,
+    so its spec may hold a password; shown XML leaves it out)."""
     facts = hypervisor_facts or {}
     check_capacity(spec, facts.get("capacity") or {})
     resolution = resolve_os_variant(spec.os_variant or "generic")

@@ -14,7 +14,6 @@ from uuid import UUID
 from pydantic import (
     AfterValidator,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -74,8 +73,14 @@ class KernelBoot(SpecModel):
 class CloudInitSpec(SpecModel):
     """NoCloud seed contents; the job builds the seed ISO and attaches it as a cdrom."""
 
-    user_data: SecretStr | None = Field(
-        None, description="cloud-config or script; secret (may hold password hashes)."
+    # Plain text, not a secret: it is configuration for the guest, kept in the job record like
+    # every other parameter (and readable inside the guest from the seed ISO anyway).
+    user_data: str | None = Field(
+        None,
+        max_length=262144,
+        description="cloud-config or script, delivered to the guest as given and kept in the "
+        "job record like every parameter: no plaintext passwords here; use "
+        "ssh_authorized_keys, or hashed passwords (passwd: $6$...).",
     )
     meta_data: str | None = Field(None, max_length=65536)
     network_config: str | None = Field(None, max_length=65536)
@@ -98,8 +103,6 @@ class CloudInitSpec(SpecModel):
                 "give ssh_authorized_keys or user_data, not both: with user_data, put the keys "
                 "in it"
             )
-        if self.user_data is not None and len(self.user_data.get_secret_value()) > 262144:
-            raise ValueError("user_data must be at most 256 KiB")
         return self
 
 

@@ -108,11 +108,13 @@ def network_option(value: str) -> dict[str, Any] | None:
 
 
 def graphics_option(value: str) -> dict[str, Any]:
-    """``--graphics vnc|spice|none[,listen=ADDR][,port=N][,password=SECRET]``."""
+    """``--graphics vnc|spice|none[,listen=ADDR][,port=N][,password=SECRET|password_file=PATH]``.
+
+    ``password_file`` names a file on the hypervisor; ``password`` only renders XML locally.
+    """
     opt = "--graphics"
-    subs = split_suboptions(
-        opt, value, ("type", "listen", "port", "password"), positional=("type",)
-    )
+    known = ("type", "listen", "port", "password", "password_file")
+    subs = split_suboptions(opt, value, known, positional=("type",))
     graphics: dict[str, Any] = {"type": subs.get("type") or "vnc"}
     if subs.get("listen"):
         graphics["listen"] = subs["listen"]
@@ -120,8 +122,9 @@ def graphics_option(value: str) -> dict[str, Any]:
         port = int(as_number(opt, "port", subs["port"] or ""))
         if port != -1:  # -1 is virt-install's "pick a free port"
             graphics["port"] = port
-    if subs.get("password") is not None:
-        graphics["password"] = subs["password"]
+    for key in ("password", "password_file"):
+        if subs.get(key) is not None:
+            graphics[key] = subs[key]
     return graphics
 
 

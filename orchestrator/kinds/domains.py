@@ -1,9 +1,14 @@
 """Job kinds for domains (virtual machines): define from a spec, power actions, state reads.
 
-``domain.define`` takes a :class:`~orchestrator.domains.spec.DomainSpec` as its parameters. Every
-kind acts on one domain of the job's hypervisor, named by ``name``, and is an "ensure" (it looks
-first and acts only when needed) except ``domain.reboot``, which cannot tell whether it already
-rebooted.
+``domain.define`` takes a :class:`~orchestrator.domains.spec.DomainSpec` as its parameters, with
+one difference: job parameters are stored in SQL and queued through Redis, so its graphics take
+no literal ``password``, only a ``password_file`` the worker reads (``JobGraphicsSpec``). The spec
+itself still accepts a password for rendering XML locally (``orchestrator virt-install
+--print-xml``), where nothing is stored.
+
+Every kind acts on one domain of the job's hypervisor, named by ``name``, and is an "ensure" (it
+looks first and acts only when needed) except ``domain.reboot``, which cannot tell whether it
+already rebooted.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from orchestrator.domains.devices import JobGraphicsSpec
 from orchestrator.domains.names import check_object_name
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.kinds.registry import JobParams, job_kind
@@ -31,7 +37,7 @@ DomainName = Annotated[
     safe_to_rerun=True,
 )
 class DomainDefineParams(DomainSpec, JobParams):
-    pass
+    graphics: JobGraphicsSpec = JobGraphicsSpec()
 
 
 class DomainRef(JobParams):

@@ -66,6 +66,14 @@ def test_names_within_the_rules_are_kept(name: str) -> None:
         ({"networks": [{"type": "bridge", "source": "a-very-long-bridge"}]}, "networks.0", "15"),
         ({"graphics": {"type": "vnc", "password": "123456789"}}, "graphics", "8 characters"),
         ({"graphics": {"type": "none", "port": 5901}}, "graphics", "takes no"),
+        ({"graphics": {"type": "none", "password_file": "/pw"}}, "graphics", "takes no"),
+        ({"graphics": {"password_file": "pw.txt"}}, "graphics.password_file", "absolute"),
+        (
+            {"graphics": {"password": "a", "password_file": "/pw"}},
+            "graphics",
+            "password or password_file, not both",
+        ),
+        ({"cloud_init": {"user_data": "x" * 262145}}, "cloud_init.user_data", "at most"),
         ({"graphics": {"port": 80}}, "graphics.port", "greater than or equal"),
         ({"serials": [{"type": "file"}]}, "serials.0", "needs path"),
         ({"cpu": {"mode": "custom"}}, "cpu", "needs model"),
@@ -130,7 +138,8 @@ def test_cloud_init_given_files_are_used_verbatim() -> None:
     assert files["user-data"] == "#!/bin/sh\necho hi\n"
     assert files["network-config"] == "version: 2\n"
     assert files["meta-data"].startswith("instance-id: 8f0d3a52-6f0e-4a54-9a3b-0d6e2b9b1a11\n")
-    assert "echo hi" not in repr(spec)
+    # Plain configuration, not a secret: job parameters keep it as given.
+    assert spec.model_dump(mode="json")["cloud_init"]["user_data"] == "#!/bin/sh\necho hi\n"
 
 
 def test_cloud_init_keys_and_user_data_together_are_refused() -> None:

@@ -20,6 +20,7 @@ from orchestrator.domains.spec import DomainSpec
 from orchestrator.errors import Conflict, JobFailed
 from workers.context import JobContext
 from workers.domains.disks import create_volumes, existing_formats, paths_to_create
+from workers.domains.display_password import read_display_password, with_display_password
 from workers.domains.host import check_host_limits, check_networks, host_defaults
 from workers.domains.record import (
     describe_differences,
@@ -94,13 +95,16 @@ def _plan(ctx: JobContext, spec: DomainSpec) -> DomainPlan:
     conn = ctx.libvirt
     check_host_limits(conn, spec)
     check_networks(conn, spec)
+    password = read_display_password(spec.graphics)
     formats = existing_formats(conn, spec)
     paths = paths_to_create(conn, spec)
     seed = seed_directory(conn, spec) if spec.cloud_init is not None else None
     host = host_defaults(conn, ctx.settings, known_formats=formats)
     iso = os.path.join(seed[1], seed_file_name(spec.name)) if seed else None
     variant = resolve_os_variant(spec.os_variant or "generic").variant
-    resolved = fill_defaults(spec, variant, host, cloud_init_iso=iso)
+    resolved = with_display_password(
+        fill_defaults(spec, variant, host, cloud_init_iso=iso), password
+    )
     # Path disks whose file exists are not created; the others are named by their pool.
     creating = tuple(d for d in resolved.disks if d.source_type == "volume" or d.path in paths)
     pool_dirs = {pool: path.rpartition("/")[0] for path, (pool, _name) in paths.items()}

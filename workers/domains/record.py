@@ -2,8 +2,8 @@
 
 Defining the same spec again must change nothing and another spec must be refused naming the
 differences; libvirt rewrites the XML it is given (addresses, controllers, MACs), so comparing
-XML would not tell. The spec itself is compared instead. Secrets are stored masked, as every
-job parameter is.
+XML would not tell. The spec itself is compared instead. It holds no secret: a job's display
+password comes from a file on the hypervisor, and the record keeps only that file's path.
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ ET.register_namespace("orch", SPEC_NS)
 
 
 def spec_record(spec: DomainSpec) -> dict[str, Any]:
-    """The spec as stored: JSON values, secrets masked, action fields left out."""
-    return spec.model_dump(mode="json", exclude=set(ACTION_FIELDS))
+    """The spec as stored: JSON values, action fields left out."""
+    record = spec.model_dump(mode="json", exclude=set(ACTION_FIELDS))
+    if record["graphics"].get("password_file") is None:
+        # Records written before password_file existed lack the key; unset, it changes nothing.
+        del record["graphics"]["password_file"]
+    return record
 
 
 def with_spec_record(xml: str, spec: DomainSpec) -> str:
