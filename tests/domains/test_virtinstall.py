@@ -221,3 +221,10 @@ def test_hypervisor_cpu_setting_reads_like_the_cpu_option() -> None:
     assert cpu_from_setting("host-passthrough").mode == "host-passthrough"
     with pytest.raises(InvalidInput):
         cpu_from_setting("qemu64<")
+
+
+def test_graphics_password_file_names_a_file_on_the_hypervisor() -> None:
+    spec, _ = parse_virt_install(
+        ["--name", "pw", "--memory", "512", "--pxe", "--graphics", "vnc,password_file=/etc/vnc.pw"]
+    )
+    assert spec.graphics.password_file == "/etc/vnc.pw" and spec.graphics.password is None
