@@ -2,7 +2,8 @@
 
 A job names only the file (``graphics.password_file``): the password never travels through the
 job queue, SQL or events. It is read when the domain is planned, before anything is created, and
-goes only into the XML handed to libvirt.
+goes only into the XML handed to libvirt. A domain that already exists is compared by the file's
+path, not its content: changing the file does not redefine the domain.
 """
 
 from __future__ import annotations
