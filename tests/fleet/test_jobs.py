@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +120,25 @@ def test_a_command_on_all_20_hosts_reports_each_host_a_recap_and_streams_output(
     assert any(e["message"].startswith("recap\n") for e in events)
 
 
+def test_output_arrives_as_events_while_the_command_still_runs(
+    stack: RunningStack, fleet: SshdFleet
+) -> None:
+    submitted = stack.submit(
+        "fleet.run",
+        HV,
+        inventory=inventory_text(fleet, fleet.hosts[:1]),
+        call={"module": "shell", "cmd": "echo first; sleep 3; echo second"},
+        options=fleet_options(fleet),
+    )
+    deadline = time.monotonic() + 10
+    while not any(e["message"] == "first" for e in stack.api.events(submitted["id"])):
+        assert time.monotonic() < deadline, "the first line never arrived"
+        time.sleep(0.1)
+
+    assert stack.api.job(submitted["id"])["state"] == "running"
+    assert stack.api.wait(submitted["id"], timeout=30)["state"] == "succeeded"
+
+
 def test_an_unreachable_host_is_reported_apart_and_relaunch_reruns_only_it(
     stack: RunningStack, fleet: SshdFleet, spare_host: SshdHost
 ) -> None:
@@ -221,7 +241,7 @@ def test_ping_with_host_key_checking_off_says_so(stack: RunningStack, fleet: Ssh
         stack,
         "fleet.ping",
         inventory=inventory_text(fleet, fleet.hosts[:2]),
-        options=fleet_options(fleet, host_key_policy="off", known_hosts_files=[]),
+        options={"host_key_policy": "off"},  # and the default known_hosts files
     )
 
     assert job["state"] == "succeeded"

@@ -87,10 +87,12 @@ def localized_options(options: FleetOptions, files: Path) -> FleetOptions:
     """``options`` with a relative known_hosts store and relative known_hosts files resolved
     inside ``files`` (absolute known_hosts files are read as they are: they are only read)."""
     store = options.known_hosts_store
+    # The default (~/.ssh/known_hosts) is not validated, so not yet expanded: do it here.
+    known = [os.path.expanduser(p) for p in options.known_hosts_files]
     update: dict[str, Any] = {
         "known_hosts_files": tuple(
             p if os.path.isabs(p) else str(resolve_fleet_file(files, p, "known_hosts_files"))
-            for p in options.known_hosts_files
+            for p in known
         )
     }
     if store is not None:
