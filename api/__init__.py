@@ -16,7 +16,11 @@ def create_app(
 ) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+        API_TOKENS=settings.api_tokens,
+    )
     if test_config:
         app.config.update(test_config)
     Services.from_settings(settings).init_app(app)

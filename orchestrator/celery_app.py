@@ -34,7 +34,9 @@ def create_celery(settings: Settings, name: str = "orchestrator") -> Celery:
         result_expires=24 * 3600,
         task_default_queue=settings.queue,
         task_create_missing_queues=True,
-        worker_send_task_events=True,
+        # Task events cost the worker a publish per task state; Flower switches them on
+        # (enable_events) while it watches, so they are off by default.
+        worker_send_task_events=False,
         worker_hijack_root_logger=False,
         broker_pool_limit=None,
     )

@@ -8,18 +8,26 @@ import time
 import uuid
 
 _lock = threading.Lock()
-_last = 0
+_last_millis = 0
+_last_counter = 0
 
 
 def new_job_id() -> str:
-    """A UUIDv7, strictly increasing within this process even inside one millisecond."""
-    global _last
+    """A UUIDv7, strictly increasing within this process even inside one millisecond.
+
+    The 12-bit ``rand_a`` field is a counter within a millisecond (RFC 9562, section 6.2,
+    method 1); it starts at a random value below 2048 so a burst has room to count up.
+    """
+    global _last_millis, _last_counter
     millis = time.time_ns() // 1_000_000
-    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
     with _lock:
-        # Ids minted in the same millisecond count up from the previous one (RFC 9562 §6.2).
-        value = max(value, _last + (1 << 64))
-        _last = value
-    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
-    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
+        if millis <= _last_millis:
+            millis, counter = _last_millis, _last_counter + 1
+            if counter > 0xFFF:
+                millis, counter = millis + 1, 0
+        else:
+            counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+        _last_millis, _last_counter = millis, counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
     return str(uuid.UUID(int=value))

@@ -140,19 +140,26 @@ def list_events(session: Session, job_id: str, after: int, limit: int) -> list[J
 def apply_events(session: Session, events: Iterable[dict[str, Any]]) -> int:
     """Persist reported events (duplicates ignored) and move job rows forward; one commit.
 
-    One bulk insert for the batch keeps the write transaction short, so API writes waiting on
-    the database lock (SQLite has one) wait for milliseconds, not for a statement per event.
+    The batch costs one bulk insert and about one UPDATE per job, whatever its number of
+    events: the write transaction stays short, so API writes waiting on the database lock
+    (SQLite has a single one) wait rarely and briefly.
     """
-    batch = list(events)
+    batch = sorted(events, key=lambda e: e["seq"])
     job_ids = {event["job_id"] for event in batch}
     known = set(session.scalars(select(Job.id).where(Job.id.in_(job_ids)))) if job_ids else set()
     # An event for a job without a row (a foreign or purged job) is dropped.
     rows = [_event_values(event) for event in batch if event["job_id"] in known]
     if rows:
         session.execute(_insert_ignoring_duplicates(session, JobEvent), rows)
-    for event in sorted(batch, key=lambda e: e["seq"]):
-        if event.get("state") and event["job_id"] in known:
-            _apply_state(session, event)
+    latest_state: dict[str, dict[str, Any]] = {}
+    latest_start: dict[str, dict[str, Any]] = {}
+    for event in batch:
+        if event["job_id"] in known and event.get("state"):
+            latest_state[event["job_id"]] = event
+            if event["state"] == JobState.RUNNING:
+                latest_start[event["job_id"]] = event
+    for job_id, event in latest_state.items():
+        _apply_state(session, event, latest_start.get(job_id))
     session.commit()
     return len(rows)
 
@@ -217,7 +224,8 @@ def _event_values(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _apply_state(session: Session, event: dict[str, Any]) -> None:
+def _apply_state(session: Session, event: dict[str, Any], start: dict[str, Any] | None) -> None:
+    """Move the job to ``event``'s state unless SQL already holds a newer one."""
     state = JobState(event["state"])
     at = _from_epoch(event["time"])
     values: dict[str, Any] = {
@@ -225,25 +233,28 @@ def _apply_state(session: Session, event: dict[str, Any]) -> None:
         "attempt": event["attempt"],
         "last_seq": event["seq"],
         "updated_at": at,
+        "finished_at": at if state.is_terminal else None,
+        "result": event.get("result") if state.is_terminal else None,
+        "error": event.get("error") if state.is_terminal else None,
     }
-    if state is JobState.RUNNING:
-        _record_start(session, event, at)
-        values.update(finished_at=None)
-    if state.is_terminal:
-        values.update(finished_at=at, result=event.get("result"), error=event.get("error"))
-    session.execute(
-        update(Job).where(Job.id == event["job_id"], Job.last_seq < event["seq"]).values(**values)
-    )
+    if start is not None and start["attempt"] == event["attempt"]:
+        values.update(_start_values(start))
+    guard = (Job.id == event["job_id"], Job.last_seq < event["seq"])
+    moved = session.execute(update(Job).where(*guard).values(**values))
+    if start is not None and (moved.rowcount == 0 or start["attempt"] != event["attempt"]):  # type: ignore[attr-defined]
+        # Who ran the latest attempt is kept even when its event arrives after the job ended.
+        session.execute(
+            update(Job)
+            .where(Job.id == start["job_id"], Job.attempt <= start["attempt"])
+            .values(**_start_values(start))
+        )
 
 
-def _record_start(session: Session, event: dict[str, Any], at: datetime) -> None:
-    # Who ran the latest attempt is kept even when its event arrives after the job finished.
-    worker = (event.get("data") or {}).get("worker")
-    session.execute(
-        update(Job)
-        .where(Job.id == event["job_id"], Job.attempt <= event["attempt"])
-        .values(started_at=at, worker=worker)
-    )
+def _start_values(start: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "started_at": _from_epoch(start["time"]),
+        "worker": (start.get("data") or {}).get("worker"),
+    }
 
 
 def _from_epoch(seconds: float) -> datetime:

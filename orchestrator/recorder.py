@@ -22,13 +22,15 @@ from orchestrator.kinds import KINDS
 from orchestrator.lifecycle import JobState, next_attempt_after_loss
 from orchestrator.livestate import GLOBAL_EVENTS, RECORDER_GROUP, LiveState, decode_event
 from orchestrator.models import Job
-from orchestrator.publisher import publish_attempt
+from orchestrator.publisher import TaskPublisher
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Entries another recorder read but never acknowledged are taken over after this long.
 ABANDONED_AFTER_MS = 30_000
+BATCH = 500
+BATCH_PAUSE_SECONDS = 0.25
 
 
 class Recorder:
@@ -42,11 +44,12 @@ class Recorder:
         self.settings = settings
         self.sessions = sessions
         self.live = live
-        self.celery = celery
+        self.publisher = TaskPublisher(celery, live)
         self.consumer = f"{socket.gethostname()}-recorder"
         self._group_ready = False
         self._backlog = True  # after a restart, first re-read what was delivered but not acked
         self._next_lost_check = 0.0
+        self._next_outbox_sweep = 0.0
 
     def run(self, stop: threading.Event, block_ms: int = 500) -> None:
         """Loop until ``stop`` is set, riding out Redis and SQL outages."""
@@ -59,11 +62,19 @@ class Recorder:
                 stop.wait(1.0)
 
     def step(self, block_ms: int = 500) -> None:
-        self.publish_outbox()
-        self.record_events(block_ms)
-        if time.monotonic() >= self._next_lost_check:
+        recorded = self.record_events(block_ms)
+        now = time.monotonic()
+        if now >= self._next_outbox_sweep:
+            self.publish_outbox()
+            self._next_outbox_sweep = now + min(self.settings.outbox_grace_seconds, 1.0)
+        if now >= self._next_lost_check:
             self.reconcile_lost()
-            self._next_lost_check = time.monotonic() + self.settings.recorder_lost_check_interval
+            self._next_lost_check = now + self.settings.recorder_lost_check_interval
+        if 0 < recorded < BATCH:
+            # Let a batch build up: one commit for many events costs the database (and the
+            # API waiting on its lock) far less than one per event. The API reads live state
+            # from Redis meanwhile, so nobody waits for this.
+            time.sleep(BATCH_PAUSE_SECONDS)
 
     # --- outbox ------------------------------------------------------------------------------
     def publish_outbox(self) -> int:
@@ -106,20 +117,20 @@ class Recorder:
         if self._backlog:
             # Our own delivered-but-unacked entries first: a crash between SQL and XACK.
             pending = client.xreadgroup(
-                RECORDER_GROUP, self.consumer, {GLOBAL_EVENTS: "0"}, count=500
+                RECORDER_GROUP, self.consumer, {GLOBAL_EVENTS: "0"}, count=BATCH
             )
             entries = pending[0][1] if pending else []
             if entries:
                 return entries
             self._backlog = False
             _, claimed, *_ = client.xautoclaim(
-                GLOBAL_EVENTS, RECORDER_GROUP, self.consumer, ABANDONED_AFTER_MS, count=500
+                GLOBAL_EVENTS, RECORDER_GROUP, self.consumer, ABANDONED_AFTER_MS, count=BATCH
             )
             if claimed:
                 self._backlog = True
                 return list(claimed)
         fresh = client.xreadgroup(
-            RECORDER_GROUP, self.consumer, {GLOBAL_EVENTS: ">"}, count=500, block=block_ms
+            RECORDER_GROUP, self.consumer, {GLOBAL_EVENTS: ">"}, count=BATCH, block=block_ms
         )
         return fresh[0][1] if fresh else []
 
@@ -180,9 +191,7 @@ class Recorder:
             jobstore.clear_outbox(session, [(job_id, following)])
 
     def _publish(self, job: Job, attempt: int, reason: str) -> None:
-        publish_attempt(
-            self.celery,
-            self.live,
+        self.publisher.publish(
             job_id=job.id,
             attempt=attempt,
             kind=job.kind,

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     api_workers: int = Field(2, ge=1)
     api_threads: int = Field(16, ge=1)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
+    api_tokens: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Bearer token -> scopes (read, fleet:run, inventory:write); JSON in "
+        "ORCH_API_TOKENS. Empty: no authentication, for a single machine.",
+    )
     flower_port: int = Field(5555, ge=1, le=65535)
 
     @model_validator(mode="after")

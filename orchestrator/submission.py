@@ -19,7 +19,7 @@ from orchestrator.kinds.registry import validation_errors
 from orchestrator.livestate import LiveState
 from orchestrator.models import Job
 from orchestrator.placement import choose_hypervisor
-from orchestrator.publisher import publish_attempt
+from orchestrator.publisher import TaskPublisher
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Submitter:
         self.settings = settings
         self.sessions = sessions
         self.live = live
-        self.celery = celery
+        self.publisher = TaskPublisher(celery, live)
         self._registry: list[dict[str, Any]] = []
         self._registry_read_at = -1e9
 
@@ -90,9 +90,7 @@ class Submitter:
         # The fast path. The outbox row stays either way: the recorder deletes it once it sees
         # the job was sent, or sends the job itself when the broker was unreachable here.
         try:
-            publish_attempt(
-                self.celery,
-                self.live,
+            self.publisher.publish(
                 job_id=job.id,
                 attempt=1,
                 kind=job.kind,

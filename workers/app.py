@@ -40,7 +40,6 @@ def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
         f"--loglevel={loglevel}",
         "--without-gossip",
         "--without-mingle",
-        "--task-events",
     ]
 
 
