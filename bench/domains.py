@@ -29,11 +29,11 @@ from typing import Any
 
 import libvirt
 
+from orchestrator.bootsector import write_base_image
 from orchestrator.client import ApiClient
 from orchestrator.processes import free_port, redis_server
 from orchestrator.settings import Settings
 from orchestrator.stack import LocalStack
-from tests.domains.test_jobs_bootsector import write_base_image
 
 RESULTS = Path(__file__).resolve().parent / "results" / "domains.json"
 QEMU_URI = "qemu:///system"
