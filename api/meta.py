@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import re
+
+from flask import Blueprint, Response, current_app, jsonify
 
 from orchestrator.kinds import KINDS
 from orchestrator.openapi import openapi_document
@@ -26,4 +28,16 @@ def kinds() -> Response:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(openapi_document())
+    return jsonify(openapi_document(_served_routes()))
+
+
+def _served_routes() -> list[tuple[str, str, str]]:
+    routes = []
+    for rule in current_app.url_map.iter_rules():
+        if not rule.rule.startswith("/v1/"):
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        doc = (current_app.view_functions[rule.endpoint].__doc__ or rule.endpoint).strip()
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((path, method.lower(), doc.splitlines()[0]))
+    return routes

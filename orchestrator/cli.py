@@ -164,9 +164,11 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _attach_subcommands() -> None:
+    from orchestrator.domains.cli import virt_install_command
     from orchestrator.inventory.cli import inventory_command
 
     main.add_command(inventory_command, "inventory")
+    main.add_command(virt_install_command, "virt-install")
 
 
 _attach_subcommands()

@@ -10,7 +10,11 @@ from orchestrator.submission import JobRequest
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
-def openapi_document() -> dict[str, Any]:
+Route = tuple[str, str, str]  # (OpenAPI path, lower-case method, summary)
+
+
+def openapi_document(routes: list[Route] = []) -> dict[str, Any]:  # noqa: B006 - read only
+    """The document; ``routes`` adds every served route the hand-written paths do not cover."""
     schemas: dict[str, Any] = {
         "JobRequest": JobRequest.model_json_schema(),
         "Problem": _problem_schema(),
@@ -22,9 +26,16 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "KVM orchestrator", "version": "1"},
-        "paths": _paths(),
+        "paths": _with_routes(_paths(), routes),
         "components": {"schemas": schemas},
     }
+
+
+def _with_routes(paths: dict[str, Any], routes: list[Route]) -> dict[str, Any]:
+    for path, method, summary in routes:
+        operation = {"summary": summary, "responses": {"200": {"description": "OK"}}}
+        paths.setdefault(path, {}).setdefault(method, operation)
+    return paths
 
 
 def _params_name(kind: str) -> str:
@@ -94,20 +105,20 @@ def _paths() -> dict[str, Any]:
                 "responses": {**ok, **_errors(422)},
             },
         },
-        "/v1/jobs/{id}": {
+        "/v1/jobs/{job_id}": {
             "get": {
                 "summary": "One job; ?wait=SECONDS waits for it to finish",
                 "parameters": [{"name": "wait", "in": "query", "schema": {"type": "number"}}],
                 "responses": {**ok, **_errors(404, 422)},
             }
         },
-        "/v1/jobs/{id}/events": {
+        "/v1/jobs/{job_id}/events": {
             "get": {
                 "summary": "The job's numbered events after ?after=N",
                 "responses": {**ok, **_errors(404, 422)},
             }
         },
-        "/v1/jobs/{id}/cancel": {
+        "/v1/jobs/{job_id}/cancel": {
             "post": {"summary": "Cancel a job", "responses": {**ok, **_errors(404, 409)}}
         },
         "/v1/hypervisors": {"get": {"summary": "Hypervisors from heartbeats", "responses": ok}},

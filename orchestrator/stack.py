@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -18,12 +19,17 @@ from orchestrator.settings import LOCAL_REDIS_PORT, Settings
 def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
     """The environment that gives a child process these settings, resolved."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    values = settings.model_dump(exclude={"config_file"}, exclude_none=True)
-    env.update({f"ORCH_{name.upper()}": str(value) for name, value in values.items()})
+    values = settings.model_dump(mode="json", exclude={"config_file"}, exclude_none=True)
+    env.update({f"ORCH_{name.upper()}": _env_value(value) for name, value in values.items()})
     env["ORCH_DATABASE_URL"] = settings.resolved_database_url
     env["ORCH_REDIS_URL"] = settings.resolved_redis_url
     env.update({f"ORCH_{k.upper()}": v for k, v in overrides.items()})
     return env
+
+
+def _env_value(value: object) -> str:
+    # pydantic-settings reads complex fields (dicts, lists) from the environment as JSON.
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
 def orchestrator_argv(*args: str) -> list[str]:
