@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import requests
 from rich.console import Console
 
-from orchestrator.client import ApiClient
+from orchestrator.client import ApiClient, ApiError
+from orchestrator.demo_domains import DOMAIN_STEPS
+from orchestrator.demo_fleet import FLEET_STEPS
 from orchestrator.demo_steps import Step, job_step
 from orchestrator.demo_storage import STORAGE_STEPS
 from orchestrator.settings import Settings
@@ -16,7 +19,7 @@ console = Console()
 
 
 def run_demo(settings: Settings) -> int:
-    """Returns the exit status: 0 when every demo job succeeded."""
+    """Returns the exit status: 0 when every demo job succeeded or was skipped."""
     with running_stack(settings) as stack:
         _print_endpoints(stack, settings)
         client = ApiClient(settings.resolved_api_url)
@@ -32,8 +35,18 @@ def _print_endpoints(stack: LocalStack, settings: Settings) -> None:
 
 
 def _run_step(client: ApiClient, settings: Settings, name: str, step: Step) -> bool:
+    """Run one step and print its job; False only when it failed (a skip is not a failure)."""
     console.rule(name)
-    job = step(client, settings)
+    try:
+        job = step(client, settings)
+    except (ApiError, requests.RequestException) as exc:
+        # Reported as a failed step so the later steps, which remove what earlier ones made, run.
+        console.print(f"[red]failed[/red]: {exc}")
+        return False
+    if job["state"] == "skipped":
+        # A step skips when this machine lacks a part it needs; the error says which.
+        console.print(f"[yellow]skipped[/yellow]: {(job.get('error') or {}).get('detail')}")
+        return True
     ok = job["state"] == "succeeded"
     colour = "green" if ok else "red"
     console.print(f"job {job['id']} [{colour}]{job['state']}[/{colour}]")
@@ -45,4 +58,6 @@ STEPS: list[tuple[str, Step]] = [
     ("ping: a round trip through the local hypervisor's worker", job_step("ping")),
     ("hypervisor.facts: what libvirt says about this machine", job_step("hypervisor.facts")),
     *STORAGE_STEPS,
+    *DOMAIN_STEPS,
+    *FLEET_STEPS,
 ]
