@@ -25,7 +25,7 @@ from rich.console import Console
 from orchestrator.bootsector import MARKER, write_base_image
 from orchestrator.client import ApiClient, ApiError
 from orchestrator.demo_steps import Step, job_step
-from orchestrator.demo_storage import DEMO_POOL
+from orchestrator.demo_storage import demo_pool
 from orchestrator.settings import Settings
 
 VM = "orchestrator-demo-vm"
@@ -51,7 +51,7 @@ def vm_spec(settings: Settings) -> dict[str, Any]:
     """``domain.define`` parameters: no network, VNC on loopback, console to a file."""
     overlay = {
         "type": "new_volume",
-        "pool": DEMO_POOL,
+        "pool": demo_pool(settings),
         "name": OVERLAY,
         "size_gib": IMAGE_BYTES / 1024**3,
         "backing_volume": BASE_IMAGE,
@@ -75,7 +75,7 @@ def import_base_image(client: ApiClient, settings: Settings) -> dict[str, Any]:
     source.parent.mkdir(parents=True, exist_ok=True)
     write_base_image(source, size=IMAGE_BYTES)
     params = {
-        "pool": DEMO_POOL,
+        "pool": demo_pool(settings),
         "name": BASE_IMAGE,
         "source_path": str(source),
         "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
@@ -102,8 +102,8 @@ def boot_vm(client: ApiClient, settings: Settings) -> dict[str, Any]:
     log.unlink(missing_ok=True)  # an earlier run's marker must not count
     console.print(
         f"{VM}: 1 vCPU, 64 MiB, no network, VNC on 127.0.0.1 (autoport), serial console to "
-        f"{log}, a qcow2 overlay on {DEMO_POOL}/{BASE_IMAGE}; CPU qemu64 without svm, set in "
-        "the spec: it boots under KVM, nested KVM and TCG alike, whatever ORCH_CPU_MODE says"
+        f"{log}, a qcow2 overlay on {demo_pool(settings)}/{BASE_IMAGE}; CPU qemu64 without svm, "
+        "set in the spec: it boots under KVM, nested KVM and TCG alike, whatever ORCH_CPU_MODE says"
     )
     job = _run(client, settings, "domain.define", vm_spec(settings))
     if job["state"] != "succeeded":
@@ -193,6 +193,8 @@ DOMAIN_STEPS: list[tuple[str, Step]] = [
     ("domain.undefine: remove the VM with its overlay disk (remove_storage)", remove_vm),
     (
         "volume.delete: the boot-sector base image",
-        job_step("volume.delete", {"pool": DEMO_POOL, "name": BASE_IMAGE}),
+        job_step(
+            "volume.delete", lambda settings: {"pool": demo_pool(settings), "name": BASE_IMAGE}
+        ),
     ),
 ]

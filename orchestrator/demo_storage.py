@@ -8,12 +8,19 @@ removes a pool, and the next demo run finds it as asked. ``virsh pool-destroy`` 
 
 from __future__ import annotations
 
+import hashlib
+
 from orchestrator.demo_steps import Step, job_step
 from orchestrator.settings import Settings
 
-DEMO_POOL = "orchestrator-demo"
 BASE = "demo-base.qcow2"
 CLONE = "demo-clone.qcow2"
+
+
+def demo_pool(settings: Settings) -> str:
+    """The demo pool's name, one per var directory: two checkouts never fight over one pool."""
+    digest = hashlib.sha256(str(settings.var_dir.resolve()).encode()).hexdigest()[:8]
+    return f"orchestrator-demo-{digest}"
 
 
 def demo_pool_dir(settings: Settings) -> str:
@@ -22,11 +29,11 @@ def demo_pool_dir(settings: Settings) -> str:
 
 STORAGE_STEPS: list[tuple[str, Step]] = [
     (
-        f"pool.ensure: a directory pool {DEMO_POOL!r} under the stack's var directory",
+        "pool.ensure: a directory pool under the stack's var directory",
         job_step(
             "pool.ensure",
             lambda settings: {
-                "name": DEMO_POOL,
+                "name": demo_pool(settings),
                 "path": demo_pool_dir(settings),
                 "autostart": False,
             },
@@ -34,22 +41,30 @@ STORAGE_STEPS: list[tuple[str, Step]] = [
     ),
     (
         "volume.create: a 1 GiB qcow2 base image",
-        job_step("volume.create", dict(pool=DEMO_POOL, name=BASE, capacity="1G")),
+        job_step(
+            "volume.create",
+            lambda settings: dict(pool=demo_pool(settings), name=BASE, capacity="1G"),
+        ),
     ),
     (
         "volume.create: a linked clone, a qcow2 overlay on the base",
         job_step(
             "volume.create",
-            dict(pool=DEMO_POOL, name=CLONE, backing=f"{DEMO_POOL}/{BASE}"),
+            lambda settings: dict(
+                pool=demo_pool(settings), name=CLONE, backing=f"{demo_pool(settings)}/{BASE}"
+            ),
         ),
     ),
-    ("volume.list: the demo pool's volumes", job_step("volume.list", dict(pool=DEMO_POOL))),
+    (
+        "volume.list: the demo pool's volumes",
+        job_step("volume.list", lambda settings: dict(pool=demo_pool(settings))),
+    ),
     (
         "volume.delete: the linked clone (before its base)",
-        job_step("volume.delete", dict(pool=DEMO_POOL, name=CLONE)),
+        job_step("volume.delete", lambda settings: dict(pool=demo_pool(settings), name=CLONE)),
     ),
     (
         "volume.delete: the base image (the pool stays: no job kind removes a pool)",
-        job_step("volume.delete", dict(pool=DEMO_POOL, name=BASE)),
+        job_step("volume.delete", lambda settings: dict(pool=demo_pool(settings), name=BASE)),
     ),
 ]
