@@ -29,10 +29,10 @@ from typing import Any
 
 import libvirt
 
+from bench.settings import bench_settings
 from orchestrator.bootsector import write_base_image
 from orchestrator.client import ApiClient
 from orchestrator.processes import free_port, redis_server
-from orchestrator.settings import Settings
 from orchestrator.stack import LocalStack
 
 RESULTS = Path(__file__).resolve().parent / "results" / "domains.json"
@@ -40,19 +40,6 @@ QEMU_URI = "qemu:///system"
 HYPERVISOR = "bench-domains"
 CPU = "qemu64,-svm"  # nested KVM aborts on host-passthrough and host-model
 MEMORY_MIB = 64
-
-
-def bench_settings(work: Path, redis_port: int, concurrency: int) -> Settings:
-    return Settings(
-        var_dir=work / "var",
-        database_url=f"sqlite:///{work / 'orchestrator.db'}",
-        redis_url=f"redis://127.0.0.1:{redis_port}/0",
-        api_port=free_port(),
-        hypervisor=HYPERVISOR,
-        libvirt_uri=QEMU_URI,
-        worker_concurrency=concurrency,
-        cpu_mode=CPU,
-    )
 
 
 def vm_spec(name: str, pool: str) -> dict[str, Any]:
@@ -144,7 +131,17 @@ def main() -> None:
     work.chmod(0o755)
     redis_port = free_port()
     redis = redis_server(redis_port, work / "redis", log_path=work / "var/logs/redis.log")
-    stack = LocalStack(bench_settings(work, redis_port, args.concurrency), flower=False)
+    stack = LocalStack(
+        bench_settings(
+            work,
+            redis_port,
+            HYPERVISOR,
+            QEMU_URI,
+            worker_concurrency=args.concurrency,
+            cpu_mode=CPU,
+        ),
+        flower=False,
+    )
     try:
         rows = run(args, conn, work, prefix, redis, stack)
     finally:

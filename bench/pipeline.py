@@ -4,7 +4,7 @@ Every system runs on the same redis-server in the same run, each with one worker
 (a threads pool of 8) and the same gunicorn settings. Latency is from POST until the client
 sees ``succeeded``; throughput is jobs per second, sequential and with 8 concurrent clients.
 
-    .venv/bin/python bench/pipeline.py [--jobs 2000]
+    .venv/bin/python -m bench.pipeline [--jobs 2000]   (from the project root)
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from orchestrator.settings import Settings
 from orchestrator.stack import LocalStack
 
 RESULTS = Path(__file__).with_name("results")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 ROOT = Path(__file__).resolve().parent.parent
 
 OneJob = Callable[[requests.Session], float]

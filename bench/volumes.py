@@ -9,7 +9,7 @@ can reach, as its worker goes through libvirt. Prints a table and writes
 bench/results/volumes.json; removes the pool, the volumes, the directories and the processes
 whatever happens.
 
-Usage: .venv/bin/python bench/volumes.py [--count 200] [--clients 4] [--concurrency 8]
+Usage: .venv/bin/python -m bench.volumes [--count 200] [--clients 4] [--concurrency 8]
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any
 
 import libvirt
 
+from bench.settings import bench_settings
 from orchestrator.client import ApiClient
 from orchestrator.processes import ServiceProcess, free_port, redis_server
-from orchestrator.settings import Settings
 from orchestrator.stack import LocalStack
 from workers.storage.volume_xml import VolumeDefinition, render_volume_xml
 
@@ -57,18 +57,6 @@ def libvirtd_problem() -> str | None:
     except libvirt.libvirtError as exc:
         return f"libvirtd does not answer on {QEMU_URI} (start virtlogd -d and libvirtd -d): {exc}"
     return None
-
-
-def bench_settings(work: Path, redis_port: int, concurrency: int) -> Settings:
-    return Settings(
-        var_dir=work / "var",
-        database_url=f"sqlite:///{work / 'orchestrator.db'}",
-        redis_url=f"redis://127.0.0.1:{redis_port}/0",
-        api_port=free_port(),
-        hypervisor=HYPERVISOR,
-        libvirt_uri=QEMU_URI,
-        worker_concurrency=concurrency,
-    )
 
 
 def run_job(client: ApiClient, kind: str, **params: Any) -> dict[str, Any]:
@@ -250,7 +238,10 @@ def main() -> None:
     pool = f"bench-volumes-{uuid.uuid4().hex[:8]}"
     redis_port = free_port()
     redis = redis_server(redis_port, work / "redis", log_path=work / "var/logs/redis.log")
-    stack = LocalStack(bench_settings(work, redis_port, args.concurrency), flower=False)
+    stack = LocalStack(
+        bench_settings(work, redis_port, HYPERVISOR, QEMU_URI, worker_concurrency=args.concurrency),
+        flower=False,
+    )
     try:
         rows = run(args, work, pool, redis, stack)
     finally:
