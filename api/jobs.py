@@ -13,7 +13,7 @@ from api.services import services
 from orchestrator import jobstore
 from orchestrator.domains.dryrun import dry_run_job
 from orchestrator.errors import Conflict, InvalidInput
-from orchestrator.jobview import event_from_live, event_from_row, job_document
+from orchestrator.jobview import event_from_live, event_from_row, job_document, live_document
 from orchestrator.lifecycle import JobState
 from orchestrator.models import Job
 from orchestrator.submission import JobRequest
@@ -44,10 +44,16 @@ def show(job_id: str) -> Response:
     """One job; ``?wait=SECONDS`` holds the answer until the job finishes (CI's POST-and-wait)."""
     wait = float_arg("wait", 0.0, maximum=MAX_WAIT_SECONDS)
     svc = services()
-    with svc.sessions() as session:
-        job = jobstore.get_job(session, job_id)
-    live = svc.completion.wait(job_id, wait) if wait else _live(job_id)
-    return jsonify(job_document(job, live))
+    live = _live(job_id)
+    if live_document(live) is None:  # not live (or Redis down): the job must be in SQL
+        with svc.sessions() as session:
+            job = jobstore.get_job(session, job_id)
+        if wait:
+            live = svc.completion.wait(job_id, wait)
+        return jsonify(job_document(job, live))
+    if wait and not JobState(live["state"]).is_terminal:  # type: ignore[index]
+        live = svc.completion.wait(job_id, wait)
+    return jsonify(live_document(live))
 
 
 @bp.get("")

@@ -10,30 +10,60 @@ from orchestrator.models import Job, JobEvent
 _LIVE_FIELDS = ("state", "attempt", "worker", "result", "error")
 
 
-def job_document(job: Job, live: dict[str, Any] | None) -> dict[str, Any]:
-    """One job as the API shows it. Redis is newer than SQL while the recorder catches up."""
-    doc: dict[str, Any] = {
+def job_summary(job: Job) -> dict[str, Any]:
+    """The fields of a job that never change after it was stored.
+
+    A copy travels with the job into Redis, so the API can answer for a live job from Redis
+    alone, without a SQL read.
+    """
+    return {
         "id": job.id,
         "kind": job.kind,
         "params": job.params,
         "hypervisor": job.hypervisor,
-        "state": job.state,
-        "attempt": job.attempt,
         "submitter": job.submitter,
         "idempotency_key": job.idempotency_key,
         "on_worker_lost": "rerun" if job.rerun_on_loss else "fail",
-        "worker": job.worker,
         "created_at": _iso(job.created_at),
+    }
+
+
+def job_document(job: Job, live: dict[str, Any] | None) -> dict[str, Any]:
+    """One job as the API shows it. Redis is newer than SQL while the recorder catches up."""
+    recorded = {
+        "state": job.state,
+        "attempt": job.attempt,
+        "worker": job.worker,
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "result": job.result,
         "error": job.error,
     }
-    if live and live.get("seq", 0) > job.last_seq and "state" in live:
-        doc.update({name: live.get(name, doc[name]) for name in _LIVE_FIELDS})
+    newer = live if live and live.get("seq", 0) > job.last_seq and "state" in live else None
+    return _document(job_summary(job), recorded, newer)
+
+
+def live_document(live: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The job's document from its live state alone, when that carries the job's summary."""
+    if not live or not live.get("summary") or "state" not in live:
+        return None
+    return _document(
+        live["summary"],
+        {"worker": None, "started_at": None, "finished_at": None, "result": None, "error": None},
+        live,
+    )
+
+
+def _document(
+    summary: dict[str, Any], recorded: dict[str, Any], live: dict[str, Any] | None
+) -> dict[str, Any]:
+    doc = {**summary, **recorded}
+    if live is not None:
+        doc.update({name: live.get(name, doc.get(name)) for name in _LIVE_FIELDS})
         doc["started_at"] = _iso_epoch(live.get("started_at")) or doc["started_at"]
         doc["finished_at"] = _iso_epoch(live.get("finished_at")) or doc["finished_at"]
-    doc["links"] = {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}
+    job_id = summary["id"]
+    doc["links"] = {"self": f"/v1/jobs/{job_id}", "events": f"/v1/jobs/{job_id}/events"}
     return doc
 
 

@@ -78,7 +78,7 @@ return emit(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[
 """
 )
 
-# ARGV: job_id attempt kind hypervisor message now sources
+# ARGV: job_id attempt kind hypervisor message now sources summary
 _QUEUE_SCRIPT = (
     _EMIT
     + """
@@ -87,6 +87,7 @@ if stale(ARGV[1], ARGV[2]) then return {-1} end
 local r = emit(ARGV[1], ARGV[2], 'queued', ARGV[7], 'info', '', ARGV[5], '', {}, ARGV[6])
 if r[1] > 0 then
   redis.call('HSET', jk, 'attempt', ARGV[2], 'kind', ARGV[3], 'hypervisor', ARGV[4])
+  if ARGV[8] ~= '' then redis.call('HSET', jk, 'summary', ARGV[8]) end
   redis.call('SREM', 'orch:running', ARGV[1])
 end
 return r
@@ -168,11 +169,22 @@ class LiveState:
 
     # --- job transitions -------------------------------------------------------------------
     def mark_queued(
-        self, job_id: str, attempt: int, kind: str, hypervisor: str, message: str
+        self,
+        job_id: str,
+        attempt: int,
+        kind: str,
+        hypervisor: str,
+        message: str,
+        summary: dict[str, Any] | None = None,
     ) -> Emitted:
-        """Record that attempt ``attempt`` is about to be published on its hypervisor's queue."""
+        """Record that attempt ``attempt`` is about to be published on its hypervisor's queue.
+
+        ``summary`` (the job's unchanging fields) lets readers answer from Redis alone.
+        """
         sources = " ".join(allowed_sources(JobState.QUEUED))
-        raw = self._queue(args=[job_id, attempt, kind, hypervisor, message, _now(), sources])
+        raw = self._queue(
+            args=[job_id, attempt, kind, hypervisor, message, _now(), sources, _json(summary)]
+        )
         return _emitted(raw)
 
     def mark_published(self, job_id: str, attempt: int) -> None:
@@ -255,7 +267,7 @@ class LiveState:
         if not raw:
             return None
         decoded: dict[str, Any] = {"id": job_id, **raw}
-        for name in ("result", "error"):
+        for name in ("result", "error", "summary"):
             decoded[name] = json.loads(raw[name]) if raw.get(name) else None
         for name in ("attempt", "seq", "claimed_attempt"):
             if name in raw:

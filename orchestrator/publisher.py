@@ -34,6 +34,7 @@ class TaskPublisher:
         kind: str,
         hypervisor: str,
         params: dict[str, Any],
+        summary: dict[str, Any] | None = None,
         reason: str = "queued",
     ) -> None:
         """Mark the attempt queued in Redis, send it, then note in Redis that it was sent.
@@ -44,7 +45,7 @@ class TaskPublisher:
         worker's claim turns it into a no-op.
         """
         queue = queue_for(hypervisor)
-        self.live.mark_queued(job_id, attempt, kind, hypervisor, f"{reason} on {queue}")
+        self.live.mark_queued(job_id, attempt, kind, hypervisor, f"{reason} on {queue}", summary)
         try:
             self.celery.send_task(
                 RUN_JOB_TASK,

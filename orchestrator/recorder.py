@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import jobstore
+from orchestrator.jobview import job_summary
 from orchestrator.kinds import KINDS
 from orchestrator.lifecycle import JobState, next_attempt_after_loss
 from orchestrator.livestate import GLOBAL_EVENTS, RECORDER_GROUP, LiveState, decode_event
@@ -197,5 +198,6 @@ class Recorder:
             kind=job.kind,
             hypervisor=job.hypervisor,
             params=job.params,
+            summary=job_summary(job),
             reason=reason,
         )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import jobstore
 from orchestrator.errors import InvalidInput
+from orchestrator.jobview import job_summary
 from orchestrator.kinds import get_kind, parse_params
 from orchestrator.kinds.registry import validation_errors
 from orchestrator.livestate import LiveState
@@ -96,6 +97,7 @@ class Submitter:
                 kind=job.kind,
                 hypervisor=job.hypervisor,
                 params=job.params,
+                summary=job_summary(job),
             )
         except (redis.RedisError, OperationalError, OSError) as exc:
             log.warning("job %s stays pending, broker unreachable: %s", job.id, exc)
