@@ -4,6 +4,10 @@ Runs ``uname -a`` on 10, 50 and 100 local sshd hosts (our executor cold and warm
 all -m command``, parallel-ssh's ParallelSSHClient cold and warm, paramiko in a thread pool),
 then copies a 10 MB file to 20 hosts with each. Prints a table and writes
 bench/results/fleet.json. Usage: .venv/bin/python -m bench.fleet [--forks N] [--sizes 10,50,100]
+
+Every client logs in as the same throwaway unprivileged user (``orchbench``, shell /bin/sh),
+created for the run and removed afterwards: a fleet host's login costs what its account's
+shell setup costs, and this machine's root profile is far heavier than a managed host's.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +31,7 @@ from typing import Any
 
 import paramiko
 
+from orchestrator.sshd_hosts import LoginUser, throwaway_user
 from tests.fleet.sshd import SshdFleet, SshdHost, missing_parts, start_fleet
 from workers.fleet import CommandCall, ConnectionPool, CopyCall, FleetOptions, run_fleet
 
@@ -34,6 +40,7 @@ VENV_BIN = Path(sys.executable).parent
 COPY_HOSTS = 20
 COPY_BYTES = 10 * 1024 * 1024
 UNAME_ARGS = ["-m", "command", "-a", "uname -a"]
+LOGIN_USER = "orchbench"
 
 
 def measure(fn: Callable[[], int], hosts: int, children: bool = False) -> dict[str, Any]:
@@ -65,7 +72,7 @@ def write_inventory(fleet: SshdFleet, hosts: list[SshdHost], path: Path) -> None
     lines = ["[all]"]
     for h in hosts:
         lines.append(
-            f"{h.name} ansible_host={h.address} ansible_port={h.port} ansible_user=root "
+            f"{h.name} ansible_host={h.address} ansible_port={h.port} ansible_user={fleet.user} "
             f"ansible_ssh_private_key_file={fleet.client_key} "
             "ansible_python_interpreter=/usr/bin/python3"
         )
@@ -105,7 +112,7 @@ def pssh_client(fleet: SshdFleet, hosts: list[SshdHost], forks: int) -> Any:
     from pssh.config import HostConfig
 
     configs = [
-        HostConfig(port=h.port, user="root", private_key=str(fleet.client_key)) for h in hosts
+        HostConfig(port=h.port, user=fleet.user, private_key=str(fleet.client_key)) for h in hosts
     ]
     return ParallelSSHClient(
         [h.address for h in hosts], host_config=configs, pool_size=forks, allow_agent=False
@@ -126,7 +133,7 @@ def plain_paramiko(fleet: SshdFleet, hosts: list[SshdHost], forks: int) -> int:
             client.connect(
                 h.address,
                 h.port,
-                "root",
+                fleet.user,
                 key_filename=str(fleet.client_key),
                 look_for_keys=False,
                 allow_agent=False,
@@ -168,19 +175,22 @@ def bench_uname(fleet: SshdFleet, sizes: list[int], forks: int, work: Path) -> l
     return rows
 
 
-def bench_copy(fleet: SshdFleet, forks: int, work: Path) -> list[dict[str, Any]]:
+def bench_copy(fleet: SshdFleet, login: LoginUser, forks: int, work: Path) -> list[dict[str, Any]]:
     """Copy 10 MB to 20 hosts. The loopback hosts share one filesystem, so every tool writes
-    a per-host destination path; our copy therefore runs once per host (in parallel)."""
+    a per-host destination path (in the login user's home, which only it may write); our copy
+    therefore runs once per host (in parallel)."""
     hosts = fleet.hosts[:COPY_HOSTS]
     blob = work / "blob.bin"
     blob.write_bytes(os.urandom(COPY_BYTES))
-    dest = work / "dest"
+    dest = login.home / "dest"
     rows = []
 
     def fresh(tool: str) -> Path:
         target = dest / tool
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
+        for path in (dest, target):
+            os.chown(path, login.uid, -1)
         return target
 
     def our_copy() -> int:
@@ -222,7 +232,7 @@ def bench_copy(fleet: SshdFleet, forks: int, work: Path) -> list[dict[str, Any]]
                 client.connect(
                     h.address,
                     h.port,
-                    "root",
+                    fleet.user,
                     key_filename=str(fleet.client_key),
                     look_for_keys=False,
                     allow_agent=False,
@@ -292,19 +302,28 @@ def main() -> None:
     reason = missing_parts()
     if reason:
         sys.exit(f"cannot run: {reason}")
+    # SIGTERM unwinds like Ctrl-C, so the sshd hosts and the login user are always removed.
+    signal.signal(signal.SIGTERM, _interrupted)
     started = time.perf_counter()
     fleet = start_fleet(max(*sizes, COPY_HOSTS))
     print(f"started {len(fleet.hosts)} sshd hosts in {time.perf_counter() - started:.1f}s")
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     try:
-        rows = bench_uname(fleet, sizes, args.forks, work)
-        rows += bench_copy(fleet, args.forks, work)
+        public_key = Path(f"{fleet.client_key}.pub").read_text()
+        with throwaway_user(LOGIN_USER, public_key) as login:
+            fleet.user = login.name
+            try:
+                rows = bench_uname(fleet, sizes, args.forks, work)
+                rows += bench_copy(fleet, login, args.forks, work)
+            finally:
+                fleet.stop()  # before the user goes, so no session of it is left running
     finally:
         fleet.stop()
         shutil.rmtree(work, ignore_errors=True)
     report = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "forks": args.forks,
+        "login_user": f"{LOGIN_USER} (unprivileged, shell /bin/sh, removed after the run)",
         "note": "CPU is the client side only (sshd excluded); ansible's is its reaped "
         "child processes. All hosts are sshd processes on this machine's loopback.",
         "rows": rows,
@@ -316,6 +335,10 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS}")
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":
