@@ -4,6 +4,7 @@ Runs ``uname -a`` on 10, 50 and 100 local sshd hosts (our executor cold and warm
 all -m command``, parallel-ssh's ParallelSSHClient cold and warm, paramiko in a thread pool),
 then copies a 10 MB file to 20 hosts with each. Prints a table and writes
 bench/results/fleet.json. Usage: .venv/bin/python -m bench.fleet [--forks N] [--sizes 10,50,100]
+[--forks-sweep 5,10,20,50] (ours alone at each forks value on the largest size).
 
 Every client logs in as the same throwaway unprivileged user (``orchbench``, shell /bin/sh),
 created for the run and removed afterwards: a fleet host's login costs what its account's
@@ -175,6 +176,21 @@ def bench_uname(fleet: SshdFleet, sizes: list[int], forks: int, work: Path) -> l
     return rows
 
 
+def bench_forks(fleet: SshdFleet, size: int, values: list[int]) -> list[dict[str, Any]]:
+    """Ours alone, cold then warm, at several ``forks`` values on ``size`` hosts: how much
+    parallelism pays off when client and hosts share this machine's cores."""
+    rows = []
+    for forks in values:
+        pool = ConnectionPool()
+        run_ours = partial(ours, fleet, fleet.hosts[:size], pool, forks)
+        for phase in ("cold", "warm"):
+            tool = f"ours {phase} forks={forks}"
+            rows.append({"tool": tool, "task": "uname -a sweep", **measure(run_ours, size)})
+        pool.close_all()
+    print_rows(rows)
+    return rows
+
+
 def bench_copy(fleet: SshdFleet, login: LoginUser, forks: int, work: Path) -> list[dict[str, Any]]:
     """Copy 10 MB to 20 hosts. The loopback hosts share one filesystem, so every tool writes
     a per-host destination path (in the login user's home, which only it may write); our copy
@@ -283,6 +299,29 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+# The issue's targets: (name, numerator tool, denominator tool, bound, "min" or "max").
+TARGETS = (
+    ("ansible / ours cold >= 5", "ansible", "ours cold", 5.0, "min"),
+    ("ours cold / parallel-ssh cold <= 1.2", "ours cold", "parallel-ssh cold", 1.2, "max"),
+    ("ours cold / ours warm >= 3", "ours cold", "ours warm", 3.0, "min"),
+)
+
+
+def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target per task and host count, on wall time: the ratio and whether it is met."""
+    by_key = {(r["task"], r["hosts"], r["tool"]): r for r in rows}
+    out = []
+    for task, hosts in sorted({(r["task"], r["hosts"]) for r in rows}):
+        for name, num_tool, den_tool, bound, kind in TARGETS:
+            num, den = by_key.get((task, hosts, num_tool)), by_key.get((task, hosts, den_tool))
+            if num is None or den is None or not den["wall_s"]:
+                continue
+            value = round(num["wall_s"] / den["wall_s"], 2)
+            met = value >= bound if kind == "min" else value <= bound
+            out.append({"task": task, "hosts": hosts, "target": name, "value": value, "met": met})
+    return out
+
+
 def print_rows(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         print(
@@ -297,8 +336,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--forks", type=int, default=10)
     parser.add_argument("--sizes", default="10,50,100")
+    parser.add_argument(
+        "--forks-sweep", default="", help="also time ours alone at these forks, e.g. 5,10,20,50"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    sweep = [int(s) for s in args.forks_sweep.split(",") if s]
     reason = missing_parts()
     if reason:
         sys.exit(f"cannot run: {reason}")
@@ -314,6 +357,7 @@ def main() -> None:
             fleet.user = login.name
             try:
                 rows = bench_uname(fleet, sizes, args.forks, work)
+                rows += bench_forks(fleet, max(sizes), sweep)
                 rows += bench_copy(fleet, login, args.forks, work)
             finally:
                 fleet.stop()  # before the user goes, so no session of it is left running
@@ -328,10 +372,15 @@ def main() -> None:
         "child processes. All hosts are sshd processes on this machine's loopback.",
         "rows": rows,
         "ratios": ratios(rows),
+        "targets": targets(rows),
     }
     print("\nratios (ours cold / other; warm/cold = ours warm / ours cold)")
     for r in report["ratios"]:
         print(f"{r['task']:<11} {r['hosts']:>4} {r['ratio']:<24} wall={r['wall']} cpu={r['cpu']}")
+    print("\ntargets (wall time)")
+    for t in report["targets"]:
+        verdict = "met" if t["met"] else "NOT met"
+        print(f"{t['task']:<11} {t['hosts']:>4} {t['target']:<38} {t['value']:>6} {verdict}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS}")
