@@ -9,7 +9,7 @@ if [ -z "$cluster" ]; then
   cluster="15 main"
 fi
 # shellcheck disable=SC2086
-pg_ctlcluster $cluster start 2>/dev/null || true
+pg_ctlcluster $cluster start >/dev/null 2>&1 || true
 port=$(pg_lsclusters -h | awk 'NR==1 {print $3}')
 for _ in $(seq 1 50); do
   su postgres -c "psql -p $port -tAc 'select 1'" >/dev/null 2>&1 && break
