@@ -9,13 +9,14 @@ calls ``defineXML``.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import libvirt
 
 from orchestrator.domains.dryrun import PlannedVolume, planned_volumes
-from orchestrator.domains.osinfo import resolve_os_variant
+from orchestrator.domains.osinfo import Resolution, resolve_os_variant
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.errors import Conflict, JobFailed
 from workers.context import JobContext
@@ -38,6 +39,9 @@ _UNDEFINE_FLAGS = (
     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
     | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
 )
+# A worker's first jobs would each parse the whole osinfo-db at once (threads, one GIL); one
+# parses it, the others wait for its result.
+_osinfo_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def undefine_domain(domain: libvirt.virDomain) -> None:
 
 def ensure_domain(ctx: JobContext, spec: DomainSpec) -> dict[str, Any]:
     """The ``domain.define`` job: the domain as ``spec`` says, running when ``spec.start``."""
-    resolution = resolve_os_variant(spec.os_variant or "generic")
+    resolution = _resolve_os_variant(spec)
     if resolution.substituted:
         ctx.event(
             f"os variant {resolution.requested} resolved to {resolution.variant.short_id}",
@@ -74,8 +78,8 @@ def ensure_domain(ctx: JobContext, spec: DomainSpec) -> dict[str, Any]:
         )
     existing = find_domain(ctx.libvirt, spec.name)
     if existing is not None:
-        return _accept_existing(ctx, spec, existing)
-    plan = _plan(ctx, spec)
+        return _accept_existing(ctx, spec, existing, resolution)
+    plan = _plan(ctx, spec, resolution)
     for note in plan.resolved.notes:
         ctx.event(note, level="warning")
     volumes = create_volumes(ctx, plan.volumes)
@@ -91,7 +95,12 @@ def ensure_domain(ctx: JobContext, spec: DomainSpec) -> dict[str, Any]:
     }
 
 
-def _plan(ctx: JobContext, spec: DomainSpec) -> DomainPlan:
+def _resolve_os_variant(spec: DomainSpec) -> Resolution:
+    with _osinfo_lock:
+        return resolve_os_variant(spec.os_variant or "generic")
+
+
+def _plan(ctx: JobContext, spec: DomainSpec, resolution: Resolution) -> DomainPlan:
     conn = ctx.libvirt
     check_host_limits(conn, spec)
     check_networks(conn, spec)
@@ -101,9 +110,8 @@ def _plan(ctx: JobContext, spec: DomainSpec) -> DomainPlan:
     seed = seed_directory(conn, spec) if spec.cloud_init is not None else None
     host = host_defaults(conn, ctx.settings, known_formats=formats)
     iso = os.path.join(seed[1], seed_file_name(spec.name)) if seed else None
-    variant = resolve_os_variant(spec.os_variant or "generic").variant
     resolved = with_display_password(
-        fill_defaults(spec, variant, host, cloud_init_iso=iso), password
+        fill_defaults(spec, resolution.variant, host, cloud_init_iso=iso), password
     )
     # Path disks whose file exists are not created; the others are named by their pool.
     creating = tuple(d for d in resolved.disks if d.source_type == "volume" or d.path in paths)
@@ -148,7 +156,7 @@ def _start(ctx: JobContext, domain: libvirt.virDomain) -> None:
 
 
 def _accept_existing(
-    ctx: JobContext, spec: DomainSpec, domain: libvirt.virDomain
+    ctx: JobContext, spec: DomainSpec, domain: libvirt.virDomain, resolution: Resolution
 ) -> dict[str, Any]:
     record = read_spec_record(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     if record is None:
@@ -172,5 +180,5 @@ def _accept_existing(
         changed = True
     if not changed:
         ctx.event(f"domain {spec.name} already exists as asked")
-    variant = resolve_os_variant(spec.os_variant or "generic").variant.short_id
+    variant = resolution.variant.short_id
     return {**describe_domain(domain), "os_variant": variant, "volumes": [], "changed": changed}

@@ -2,15 +2,19 @@
 
 Reads libvirt's capabilities into :class:`~workers.domxml.HostDefaults` (KVM or TCG, machine
 types, the configured CPU) and refuses, before anything is created, a spec the host cannot run:
-more vCPUs or memory than it has, a network or bridge it lacks.
+more vCPUs or memory than it has, a network or bridge it lacks. The host's facts are probed once
+per libvirt connection, not once per job: they change only with the host's hardware or qemu, and
+a worker reopens its connection when libvirtd restarts, which probes them again.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import libvirt
@@ -22,13 +26,32 @@ from orchestrator.settings import Settings
 from workers.domxml import HostDefaults
 
 
-def host_defaults(
-    conn: libvirt.virConnect,
-    settings: Settings,
-    *,
-    known_formats: Mapping[str, str] | None = None,
-    seed_dir: str | None = None,
-) -> HostDefaults:
+@dataclass(frozen=True)
+class HostFacts:
+    """What a libvirt connection's host offers guests, as its capabilities and node info say."""
+
+    arch: str
+    domain_type: Literal["kvm", "qemu"]
+    machines: tuple[str, ...]
+    cpus: int
+    memory_mib: int
+
+
+_facts: weakref.WeakKeyDictionary[libvirt.virConnect, HostFacts] = weakref.WeakKeyDictionary()
+_facts_lock = threading.Lock()
+
+
+def host_facts(conn: libvirt.virConnect) -> HostFacts:
+    """The facts of ``conn``'s host, probed on the connection's first use and then reused."""
+    with _facts_lock:
+        # One probe per connection even when many jobs start at once.
+        facts = _facts.get(conn)
+        if facts is None:
+            facts = _facts[conn] = _probe(conn)
+        return facts
+
+
+def _probe(conn: libvirt.virConnect) -> HostFacts:
     caps = ET.fromstring(conn.getCapabilities())
     arch = caps.findtext("host/cpu/arch") or "x86_64"
     guest = caps.find(f"guest/arch[@name='{arch}']")
@@ -38,14 +61,30 @@ def host_defaults(
         machines = {m.text or "" for m in guest.iterfind("machine")}
         machines |= {m.get("canonical", "") for m in guest.iterfind("machine")}
         domain_types = {d.get("type", "") for d in guest.iterfind("domain")}
-    domain_type: Literal["kvm", "qemu"] = (
-        "kvm" if "kvm" in domain_types and _kvm_usable(conn, arch) else "qemu"
-    )
-    defaults = HostDefaults(
-        domain_type=domain_type,
+    kvm = "kvm" in domain_types and _kvm_usable(conn, arch)
+    _model, memory_mib, cpus, *_ = conn.getInfo()
+    return HostFacts(
         arch=arch,
-        cpu=cpu_from_setting(settings.cpu_mode),
+        domain_type="kvm" if kvm else "qemu",
         machines=tuple(sorted(m for m in machines if m)),
+        cpus=cpus,
+        memory_mib=memory_mib,
+    )
+
+
+def host_defaults(
+    conn: libvirt.virConnect,
+    settings: Settings,
+    *,
+    known_formats: Mapping[str, str] | None = None,
+    seed_dir: str | None = None,
+) -> HostDefaults:
+    facts = host_facts(conn)
+    defaults = HostDefaults(
+        domain_type=facts.domain_type,
+        arch=facts.arch,
+        cpu=cpu_from_setting(settings.cpu_mode),
+        machines=facts.machines,
         known_formats=dict(known_formats or {}),
     )
     return replace(defaults, seed_dir=seed_dir) if seed_dir is not None else defaults
@@ -64,13 +103,13 @@ def _kvm_usable(conn: libvirt.virConnect, arch: str) -> bool:
 
 def check_host_limits(conn: libvirt.virConnect, spec: DomainSpec) -> None:
     """InvalidInput when the spec asks for more vCPUs or memory than the host has."""
-    _model, memory_mib, cpus, *_ = conn.getInfo()
-    if spec.vcpus is not None and spec.vcpus > cpus:
-        _invalid("params.vcpus", f"{spec.vcpus} vCPUs are more than the host's {cpus} CPUs")
-    if spec.memory_mib > memory_mib:
+    facts = host_facts(conn)
+    if spec.vcpus is not None and spec.vcpus > facts.cpus:
+        _invalid("params.vcpus", f"{spec.vcpus} vCPUs are more than the host's {facts.cpus} CPUs")
+    if spec.memory_mib > facts.memory_mib:
         _invalid(
             "params.memory_mib",
-            f"{spec.memory_mib} MiB is more than the host's {memory_mib} MiB of memory",
+            f"{spec.memory_mib} MiB is more than the host's {facts.memory_mib} MiB of memory",
         )
 
 
