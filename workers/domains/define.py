@@ -16,7 +16,7 @@ from typing import Any
 import libvirt
 
 from orchestrator.domains.dryrun import PlannedVolume, planned_volumes
-from orchestrator.domains.osinfo import Resolution, resolve_os_variant
+from orchestrator.domains.osinfo import GENERIC, Resolution, resolve_os_variant
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.errors import Conflict, JobFailed
 from workers.context import JobContext
@@ -42,6 +42,7 @@ _UNDEFINE_FLAGS = (
 # A worker's first jobs would each parse the whole osinfo-db at once (threads, one GIL); one
 # parses it, the others wait for its result.
 _osinfo_lock = threading.Lock()
+_GENERIC_NAMES = ("generic", "none")
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,11 @@ def ensure_domain(ctx: JobContext, spec: DomainSpec) -> dict[str, Any]:
 
 
 def _resolve_os_variant(spec: DomainSpec) -> Resolution:
+    key = spec.os_variant or "generic"
+    if key in _GENERIC_NAMES:
+        return Resolution(GENERIC, key)  # needs nothing from osinfo-db: skip parsing it
     with _osinfo_lock:
-        return resolve_os_variant(spec.os_variant or "generic")
+        return resolve_os_variant(key)
 
 
 def _plan(ctx: JobContext, spec: DomainSpec, resolution: Resolution) -> DomainPlan:

@@ -40,12 +40,13 @@ def describe_domain(domain: libvirt.virDomain) -> dict[str, Any]:
     """What ``GET /v1/domains/<hv>/<name>`` shows; the live XML when running, else the config."""
     state, _max_kib, memory_kib, vcpus, _cpu_time = domain.info()
     root = ET.fromstring(domain.XMLDesc(0))
+    persistent = bool(domain.isPersistent())
     return {
         "name": domain.name(),
         "uuid": domain.UUIDString(),
         "state": domain_state_name(state),
-        "persistent": bool(domain.isPersistent()),
-        "autostart": bool(domain.autostart()) if domain.isPersistent() else False,
+        "persistent": persistent,
+        "autostart": bool(domain.autostart()) if persistent else False,
         "vcpus": vcpus,
         "memory_mib": memory_kib // 1024,
         "os_variant": _os_id(root),
