@@ -25,7 +25,12 @@ from orchestrator.fleet_inventories import (
 from orchestrator.fleet_inventory_rules import MAX_INVENTORY_CHARS, InventoryFormat
 from orchestrator.fleet_relaunch import Which, relaunch_request
 from orchestrator.fleet_submit import FLEET_KINDS, resolve_stored_inventory
-from orchestrator.inventory import parse_inventory, select_hosts, with_builtin_groups
+from orchestrator.inventory import (
+    parse_inventory,
+    registry_domains,
+    select_hosts,
+    with_builtin_groups,
+)
 from orchestrator.jobview import job_document
 from orchestrator.kinds.fleet import INVENTORY_NAME
 from orchestrator.kinds.registry import validation_errors
@@ -104,7 +109,8 @@ def inventory_hosts(name: str) -> Response:
     source = f"inventory {name} v{version}"
     inventory = parse_inventory(text, cast(InventoryFormat, fmt), source=source)
     if builtin:
-        inventory = with_builtin_groups(inventory, services().live.hypervisors(), [])
+        hypervisors = services().live.hypervisors()
+        inventory = with_builtin_groups(inventory, hypervisors, registry_domains(hypervisors))
     selection = select_hosts(inventory, pattern, limit)
     return jsonify(
         {

@@ -28,7 +28,8 @@ def version_string(number: int) -> str:
 
 
 def read_capacity(conn: libvirt.virConnect) -> dict[str, Any]:
-    """What a heartbeat carries: CPUs, memory, free memory, running domains."""
+    """What a heartbeat carries: CPUs, memory, free memory, running domains, and the domains
+    with their addresses (the registry behind the inventory's built-in ``domains`` group)."""
     model, memory_mib, cpus, *_ = conn.getInfo()
     return {
         "cpus": cpus,
@@ -36,7 +37,29 @@ def read_capacity(conn: libvirt.virConnect) -> dict[str, Any]:
         "memory_mib": memory_mib,
         "free_memory_mib": conn.getFreeMemory() // (1024 * 1024),
         "running_domains": conn.numOfDomains(),
+        "domains": [_registry_entry(dom) for dom in conn.listAllDomains()],
     }
+
+
+def _registry_entry(dom: libvirt.virDomain) -> dict[str, Any]:
+    state = dom.state()[0]
+    return {"name": dom.name(), "state": domain_state_name(state), "addresses": _addresses(dom)}
+
+
+def _addresses(dom: libvirt.virDomain) -> list[str]:
+    """IPv4 addresses the libvirt network's DHCP leased to the domain (none when it has none)."""
+    if not dom.isActive():
+        return []
+    try:
+        interfaces = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
+    except libvirt.libvirtError:
+        return []  # drivers without lease information (the test driver, bridged guests)
+    return [
+        address["addr"]
+        for interface in interfaces.values()
+        for address in interface.get("addrs") or []
+        if address.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4
+    ]
 
 
 def read_facts(conn: libvirt.virConnect) -> dict[str, Any]:

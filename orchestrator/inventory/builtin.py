@@ -7,6 +7,7 @@ name already in the inventory are extended, so operators can give them vars in t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -34,6 +35,23 @@ class DomainEntry(HypervisorEntry):
     """A domain (VM) of the registry, as an inventory host on its hypervisor."""
 
     hypervisor: str = Field(pattern=_NAME, max_length=253)
+
+
+def registry_domains(hypervisors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The domains the hypervisors' heartbeats list, as ``domains`` group entries.
+
+    A domain whose name cannot be a host in a pattern is left out rather than failing the
+    whole inventory; its first address (from the network's DHCP leases) becomes its address.
+    """
+    entries = []
+    for hypervisor in hypervisors:
+        for domain in (hypervisor.get("capacity") or {}).get("domains") or []:
+            if re.match(_NAME, domain.get("name", "")):
+                address = next(iter(domain.get("addresses") or []), None)
+                entries.append(
+                    {"name": domain["name"], "hypervisor": hypervisor["name"], "address": address}
+                )
+    return entries
 
 
 def with_builtin_groups(

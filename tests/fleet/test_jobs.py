@@ -365,6 +365,8 @@ def test_inventories_are_versioned_and_preview_what_a_pattern_selects(
         "Could not match supplied host pattern, ignoring: nothere"
     ]
     assert hosts("pattern=hypervisors&builtin_groups=true")["hosts"] == [HV]
+    # test:///default runs one domain, "test", whose lease the worker's heartbeat reports
+    assert hosts("pattern=domains&builtin_groups=true")["hosts"] == ["test"]
 
     bad = put_inventory(stack, "site", "[web\nw1\n")
     assert bad.status_code == 422 and "no closing ']'" in bad.json()["detail"]

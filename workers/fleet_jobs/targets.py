@@ -16,6 +16,7 @@ from orchestrator.inventory import (
     Inventory,
     load_inventory,
     parse_inventory,
+    registry_domains,
     with_builtin_groups,
 )
 from orchestrator.kinds.fleet import FleetTargetParams, local_paths
@@ -44,7 +45,7 @@ def job_inventory(
             errors=[{"field": "inventory_name", "message": "must be resolved by the API"}],
         )
     if hypervisors is not None:
-        inventory = with_builtin_groups(inventory, hypervisors, [])
+        inventory = with_builtin_groups(inventory, hypervisors, registry_domains(hypervisors))
     return inventory
 
 
