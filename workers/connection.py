@@ -1,4 +1,11 @@
-"""The worker's libvirt connection: opened on first use (after Celery forked), shared by threads."""
+"""The worker's libvirt connections: opened on first use (after Celery forked), reopened when
+libvirtd went away.
+
+Each worker thread gets its own connection: libvirtd serves at most a few calls of one client at
+once (``max_client_requests``, 5 by default), so on one shared connection quick calls queue
+behind slow domain starts. The ``test:`` driver keeps a hypervisor's state inside the
+connection that opened it, so a worker serving one shares a single connection instead.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +16,41 @@ import libvirt
 
 
 class LibvirtConnector:
-    """Opens ``uri`` lazily and reopens it when libvirtd went away."""
+    """Hands each thread its connection to ``uri`` (one shared one for the test driver)."""
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self._conn: libvirt.virConnect | None = None
-        self._lock = threading.Lock()
+        self.shared = uri.startswith("test:")
+        self._local = threading.local()
+        self._shared_conn: libvirt.virConnect | None = None
+        self._opened: list[libvirt.virConnect] = []
+        self._lock = threading.RLock()
 
     def __call__(self) -> libvirt.virConnect:
-        with self._lock:
-            if self._conn is None or not self._alive(self._conn):
-                self._conn = libvirt.open(self.uri)
-            return self._conn
+        if self.shared:
+            with self._lock:
+                self._shared_conn = self._usable(self._shared_conn)
+                return self._shared_conn
+        self._local.conn = self._usable(getattr(self._local, "conn", None))
+        return self._local.conn
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                with contextlib.suppress(libvirt.libvirtError):
-                    self._conn.close()
-                self._conn = None
+            opened, self._opened = self._opened, []
+            self._shared_conn = None
+        for conn in opened:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()
+
+    def _usable(self, conn: libvirt.virConnect | None) -> libvirt.virConnect:
+        if conn is not None and self._alive(conn):
+            return conn
+        fresh = libvirt.open(self.uri)
+        with self._lock:
+            if conn is not None and conn in self._opened:
+                self._opened.remove(conn)  # libvirtd restarted: the old one is dead
+            self._opened.append(fresh)
+        return fresh
 
     @staticmethod
     def _alive(conn: libvirt.virConnect) -> bool:
