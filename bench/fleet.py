@@ -126,20 +126,30 @@ def pssh_run(client: Any) -> int:
     return sum(1 for o in output if o.exit_code == 0 and list(o.stdout))
 
 
+def plain_client(fleet: SshdFleet, host: SshdHost) -> paramiko.SSHClient:
+    """A paramiko client logged in to ``host`` the plain way, as the thread-pool anchor does."""
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(fleet.known_hosts))
+    try:
+        client.connect(
+            host.address,
+            host.port,
+            fleet.user,
+            key_filename=str(fleet.client_key),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=10,
+        )
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
 def plain_paramiko(fleet: SshdFleet, hosts: list[SshdHost], forks: int) -> int:
     def one(h: SshdHost) -> bool:
-        client = paramiko.SSHClient()
-        client.load_host_keys(str(fleet.known_hosts))
+        client = plain_client(fleet, h)
         try:
-            client.connect(
-                h.address,
-                h.port,
-                fleet.user,
-                key_filename=str(fleet.client_key),
-                look_for_keys=False,
-                allow_agent=False,
-                timeout=10,
-            )
             _, stdout, _ = client.exec_command("uname -a")
             return bool(stdout.read()) and stdout.channel.recv_exit_status() == 0
         finally:
@@ -242,18 +252,8 @@ def bench_copy(fleet: SshdFleet, login: LoginUser, forks: int, work: Path) -> li
         out = fresh("paramiko")
 
         def one(h: SshdHost) -> bool:
-            client = paramiko.SSHClient()
-            client.load_host_keys(str(fleet.known_hosts))
+            client = plain_client(fleet, h)
             try:
-                client.connect(
-                    h.address,
-                    h.port,
-                    fleet.user,
-                    key_filename=str(fleet.client_key),
-                    look_for_keys=False,
-                    allow_agent=False,
-                    timeout=10,
-                )
                 with client.open_sftp() as sftp:
                     sftp.put(str(blob), str(out / h.name))
                 return True
