@@ -36,7 +36,9 @@ def submit() -> tuple[Response, int, dict[str, str]]:
     key = request.headers.get("Idempotency-Key")
     job, created = services().submitter.submit(job_request, submitter, key)
     headers = {"Location": f"/v1/jobs/{job.id}"}
-    return jsonify(_document(job)), 202 if created else 200, headers
+    # A new job's document is the one just written; an earlier job's may have moved on.
+    document = job_document(job, None) if created else _document(job)
+    return jsonify(document), 202 if created else 200, headers
 
 
 @bp.get("/<job_id>")
@@ -44,16 +46,14 @@ def show(job_id: str) -> Response:
     """One job; ``?wait=SECONDS`` holds the answer until the job finishes (CI's POST-and-wait)."""
     wait = float_arg("wait", 0.0, maximum=MAX_WAIT_SECONDS)
     svc = services()
-    live = _live(job_id)
-    if live_document(live) is None:  # not live (or Redis down): the job must be in SQL
-        with svc.sessions() as session:
-            job = jobstore.get_job(session, job_id)
-        if wait:
-            live = svc.completion.wait(job_id, wait)
-        return jsonify(job_document(job, live))
-    if wait and not JobState(live["state"]).is_terminal:  # type: ignore[index]
-        live = svc.completion.wait(job_id, wait)
-    return jsonify(live_document(live))
+    # A job Redis does not know (or Redis down) comes back at once, unwaited: SQL answers.
+    live = _live(job_id, wait)
+    document = live_document(live)
+    if document is not None:
+        return jsonify(document)
+    with svc.sessions() as session:
+        job = jobstore.get_job(session, job_id)
+    return jsonify(job_document(job, live))
 
 
 @bp.get("")
@@ -110,8 +110,11 @@ def _document(job: Job) -> dict[str, Any]:
     return job_document(job, _live(job.id))
 
 
-def _live(job_id: str) -> dict[str, Any] | None:
+def _live(job_id: str, wait: float = 0.0) -> dict[str, Any] | None:
+    """The job's live state, once finished when ``wait`` > 0; None when Redis is down."""
     try:
+        if wait:
+            return services().completion.wait(job_id, wait)
         return services().live.job(job_id)
     except redis.RedisError:
         return None  # Redis down: SQL alone answers

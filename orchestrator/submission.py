@@ -17,6 +17,7 @@ from orchestrator.errors import InvalidInput
 from orchestrator.jobview import job_summary
 from orchestrator.kinds import get_kind, parse_params
 from orchestrator.kinds.registry import validation_errors
+from orchestrator.lifecycle import JobState
 from orchestrator.livestate import LiveState
 from orchestrator.models import Job
 from orchestrator.placement import choose_hypervisor
@@ -101,6 +102,10 @@ class Submitter:
             )
         except (redis.RedisError, OperationalError, OSError) as exc:
             log.warning("job %s stays pending, broker unreachable: %s", job.id, exc)
+            return
+        # The returned object (never attached to a session) shows the state it reached; the
+        # row says so once the recorder has stored the queued event.
+        job.state = JobState.QUEUED.value
 
     def _hypervisors(self) -> list[dict[str, Any]]:
         # The registry changes when workers come and go; a second-old view places jobs as well
