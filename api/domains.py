@@ -12,12 +12,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from api.live_reads import ReadFailed, WorkerTimeout, read_through_worker
+from api.live_reads import await_read, read_through_worker, submit_read
 from api.services import services
 from orchestrator.domains.osinfo import OsVariant, list_os_variants
 from orchestrator.errors import OrchestratorError
-from orchestrator.lifecycle import JobState
-from orchestrator.submission import JobRequest
 
 bp = Blueprint("domains", __name__, url_prefix="/v1")
 
@@ -28,13 +26,20 @@ READ_TIMEOUT = 10.0
 def index() -> Response:
     """Every domain of every live hypervisor; hypervisors that did not answer are listed apart."""
     live = [hv["name"] for hv in services().live.hypervisors() if hv.get("alive")]
-    jobs = {name: _submit("domain.list", name, {}) for name in sorted(live)}
-    deadline = time.monotonic() + READ_TIMEOUT
     items: list[dict[str, Any]] = []
     unavailable: list[dict[str, Any]] = []
-    for name, job_id in jobs.items():
+    # Submit to every hypervisor first, then wait: the workers answer in parallel.
+    jobs: dict[str, str] = {}
+    for name in sorted(live):
         try:
-            result = _result(job_id, name, max(0.0, deadline - time.monotonic()))
+            jobs[name] = submit_read("domain.list", name, {})
+        except OrchestratorError as exc:  # it stopped beating since the listing
+            unavailable.append({"hypervisor": name, **exc.to_problem()})
+    deadline = time.monotonic() + READ_TIMEOUT
+    for name, job_id in jobs.items():
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            result = await_read(job_id, "domain.list", name, left)
         except OrchestratorError as exc:
             unavailable.append({"hypervisor": name, **exc.to_problem()})
             continue
@@ -59,28 +64,6 @@ def os_variants() -> Response:
         if not query or query in v.name.lower() or any(query in s for s in v.short_ids)
     ]
     return jsonify({"items": items})
-
-
-def _submit(kind: str, hypervisor: str, params: dict[str, Any]) -> str:
-    job_request = JobRequest(kind=kind, params=params, hypervisor=hypervisor)
-    submitter = request.headers.get("X-Submitter", "anonymous")[:128]
-    job, _created = services().submitter.submit(job_request, submitter)
-    return job.id
-
-
-def _result(job_id: str, hypervisor: str, timeout: float) -> dict[str, Any]:
-    live = services().completion.wait(job_id, timeout)
-    state = JobState(live["state"]) if live else JobState.PENDING
-    if state is JobState.SUCCEEDED and live:
-        result: dict[str, Any] = live["result"]
-        return result
-    if state.is_terminal:
-        raise ReadFailed((live or {}).get("error") or {"detail": f"ended {state.value}"}, job_id)
-    raise WorkerTimeout(
-        f"the worker of hypervisor {hypervisor!r} did not answer within {timeout:g}s "
-        f"(job {job_id} is {state.value})",
-        job=job_id,
-    )
 
 
 def _variant(variant: OsVariant) -> dict[str, Any]:

@@ -49,9 +49,20 @@ def read_through_worker(
     queued is then withdrawn), and the job's own problem when it failed. Parameter errors name
     the field without the ``params.`` prefix: for a read they come from the URL, not a job body.
     """
+    job_id = submit_read(kind, hypervisor, params)
+    return await_read(job_id, kind, hypervisor, timeout)
+
+
+def submit_read(kind: str, hypervisor: str, params: dict[str, Any]) -> str:
+    """Submit the read-only job to a live hypervisor's worker; its job id."""
     svc = services()
     _require_alive(svc, hypervisor)
-    job_id = _submit(svc, kind, hypervisor, params)
+    return _submit(svc, kind, hypervisor, params)
+
+
+def await_read(job_id: str, kind: str, hypervisor: str, timeout: float) -> Any:
+    """The result of a submitted read, with the errors ``read_through_worker`` describes."""
+    svc = services()
     live = svc.completion.wait(job_id, timeout)
     state = JobState(live["state"]) if live else JobState.PENDING
     if state is JobState.SUCCEEDED:
