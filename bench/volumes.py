@@ -102,17 +102,32 @@ def api_overlays(api_url: str, pool: str, count: int, clients: int) -> dict[str,
     wall = time.perf_counter() - started
     failed = [job for job in jobs if job["state"] != "succeeded"]
     latencies = [_job_seconds(job) for job in jobs if job["finished_at"]]
-    return {
-        "path": "API (POST /v1/jobs volume.create, worker -> libvirt)",
+    return result_row(
+        "API (POST /v1/jobs volume.create, worker -> libvirt)",
+        count,
+        count - len(failed),
+        wall,
+        submit_s=round(submitted, 3),
+        job_latency_p50_s=round(statistics.median(latencies), 3) if latencies else None,
+        job_latency_p95_s=round(_p95(latencies), 3) if latencies else None,
+        first_error=failed[0]["error"] if failed else None,
+    )
+
+
+def result_row(path: str, count: int, ok: int, wall: float, **extra: Any) -> dict[str, Any]:
+    """One row of the report; the fields only the API path has stay None for the others."""
+    row: dict[str, Any] = {
+        "path": path,
         "count": count,
-        "ok": count - len(failed),
+        "ok": ok,
         "wall_s": round(wall, 3),
-        "submit_s": round(submitted, 3),
+        "submit_s": None,
         "rate_per_s": round(count / wall, 1),
-        "job_latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
-        "job_latency_p95_s": round(_p95(latencies), 3) if latencies else None,
-        "first_error": failed[0]["error"] if failed else None,
+        "job_latency_p50_s": None,
+        "job_latency_p95_s": None,
+        "first_error": None,
     }
+    return {**row, **extra}
 
 
 def shell_overlays(directory: Path, count: int) -> dict[str, Any]:
@@ -128,17 +143,7 @@ def shell_overlays(directory: Path, count: int) -> dict[str, Any]:
     subprocess.run(["bash", "-c", script, "loop", str(base), str(count)], cwd=directory, check=True)
     wall = time.perf_counter() - started
     made = len(list(directory.glob("overlay-*.qcow2")))
-    return {
-        "path": "shell loop (qemu-img create -f qcow2 -b base -F qcow2)",
-        "count": count,
-        "ok": made,
-        "wall_s": round(wall, 3),
-        "submit_s": None,
-        "rate_per_s": round(count / wall, 1),
-        "job_latency_p50_s": None,
-        "job_latency_p95_s": None,
-        "first_error": None,
-    }
+    return result_row("shell loop (qemu-img create -f qcow2 -b base -F qcow2)", count, made, wall)
 
 
 def direct_libvirt_overlays(pool: str, pool_dir: Path, count: int, threads: int) -> dict[str, Any]:
@@ -165,17 +170,8 @@ def direct_libvirt_overlays(pool: str, pool_dir: Path, count: int, threads: int)
         wall = time.perf_counter() - started
     finally:
         conn.close()
-    return {
-        "path": f"libvirt createXML alone, {threads} threads (no API)",
-        "count": count,
-        "ok": len(list(pool_dir.glob("direct-*.qcow2"))),
-        "wall_s": round(wall, 3),
-        "submit_s": None,
-        "rate_per_s": round(count / wall, 1),
-        "job_latency_p50_s": None,
-        "job_latency_p95_s": None,
-        "first_error": None,
-    }
+    made = len(list(pool_dir.glob("direct-*.qcow2")))
+    return result_row(f"libvirt createXML alone, {threads} threads (no API)", count, made, wall)
 
 
 def check_overlays(pool_dir: Path, count: int) -> None:
