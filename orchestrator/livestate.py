@@ -59,7 +59,9 @@ local function emit(job_id, attempt, state, sources, level, host, message, data,
   if data ~= '' then table.insert(fields, 'data'); table.insert(fields, data) end
   if state ~= '' then table.insert(fields, 'state'); table.insert(fields, state) end
   for i = 1, #extra, 2 do table.insert(fields, extra[i]); table.insert(fields, extra[i + 1]) end
-  redis.call('XADD', jk .. ':events', 'MAXLEN', '~', 100000, '*', unpack(fields))
+  -- The job's own stream uses the sequence number as entry id (0-seq): readers ask for the
+  -- events after N directly instead of scanning the stream.
+  redis.call('XADD', jk .. ':events', 'MAXLEN', '~', 100000, '0-' .. seq, unpack(fields))
   redis.call('XADD', 'orch:events', '*', unpack(fields))
   return {seq}
 end
@@ -279,12 +281,10 @@ class LiveState:
 
     def events(self, job_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]] | None:
         """Events with seq > ``after`` from the live stream; None when the stream is gone."""
-        key = job_stream(job_id)
-        entries = self.redis.xrange(key, count=None)
+        entries = self.redis.xrange(job_stream(job_id), min=f"(0-{after}", max="+", count=limit)
         if not entries and not self.redis.exists(job_key(job_id)):
             return None
-        decoded = (decode_event(fields) for _, fields in entries)
-        return [event for event in decoded if event["seq"] > after][:limit]
+        return [decode_event(fields) for _, fields in entries]
 
     # --- hypervisors -----------------------------------------------------------------------
     def beat(self, hypervisor: str, info: dict[str, Any], ttl: float) -> None:
