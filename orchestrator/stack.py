@@ -52,7 +52,8 @@ class LocalStack:
         self.flower = flower
         self.services: list[ServiceProcess] = []
 
-    def start(self) -> None:
+    def start(self, *, worker: bool = True) -> None:
+        """Start the services; ``worker=False`` leaves the workers to ``launch(worker(...))``."""
         if self.settings.uses_local_redis and not port_open(LOCAL_REDIS_PORT)():
             redis_dir = self.settings.var_dir.resolve() / "redis"
             self._start(redis_server(LOCAL_REDIS_PORT, redis_dir, log_path=self.logs / "redis.log"))
@@ -60,12 +61,15 @@ class LocalStack:
         url = self.settings.resolved_api_url
         # Launch everything, then wait: the services boot in parallel.
         launched = [
-            self._launch(self._service("api", ["api"], ready=lambda: api_ready(url))),
-            self._launch(self._service("recorder", ["recorder"])),
-            self._launch(self.worker(self.settings.hypervisor, self.settings.libvirt_uri)),
+            self.launch(self._service("api", ["api"], ready=lambda: api_ready(url))),
+            self.launch(self._service("recorder", ["recorder"])),
         ]
+        if worker:
+            launched.append(
+                self.launch(self.worker(self.settings.hypervisor, self.settings.libvirt_uri))
+            )
         if self.flower:
-            launched.append(self._launch(self._flower()))
+            launched.append(self.launch(self._flower()))
         for service in launched:
             service.wait_ready(60)
 
@@ -114,10 +118,11 @@ class LocalStack:
         )
 
     def _start(self, service: ServiceProcess) -> ServiceProcess:
-        self._launch(service).wait_ready(60)
+        self.launch(service).wait_ready(60)
         return service
 
-    def _launch(self, service: ServiceProcess) -> ServiceProcess:
+    def launch(self, service: ServiceProcess) -> ServiceProcess:
+        """Start ``service`` without waiting for it; ``stop()`` stops it with the rest."""
         self.services.append(service)
         return service.start(timeout=None)
 

@@ -13,12 +13,12 @@ import redis
 from sqlalchemy.orm import Session
 
 from orchestrator.client import ApiClient
-from orchestrator.db import make_engine, make_sessionmaker, upgrade
+from orchestrator.db import make_engine, make_sessionmaker
 from orchestrator.livestate import LiveState
 from orchestrator.models import Job
 from orchestrator.processes import ServiceProcess, free_port, redis_server
 from orchestrator.settings import Settings
-from orchestrator.stack import LocalStack, api_ready
+from orchestrator.stack import LocalStack
 
 # Fast liveness for tests: a killed worker is noticed within about two seconds.
 FAST_LIVENESS = {
@@ -80,18 +80,12 @@ class RunningStack:
         return next(s for s in self.stack.services if s.name == name)
 
     def start_api_and_recorder(self) -> None:
-        upgrade(self.settings.resolved_database_url)
-        url = self.settings.resolved_api_url
-        api = self.stack._service("api", ["api"], ready=lambda: api_ready(url))
-        recorder = self.stack._service("recorder", ["recorder"])
-        for service in (api, recorder):
-            self.stack._launch(service)
-        api.wait_ready(60)
+        self.stack.start(worker=False)
 
     def add_workers(self, hypervisors: dict[str, str], *extra: str) -> None:
         """Start one worker per ``name: libvirt_uri``, in parallel, and wait for their beats."""
         launched = [
-            self.stack._launch(self.stack.worker(name, uri, *extra))
+            self.stack.launch(self.stack.worker(name, uri, *extra))
             for name, uri in hypervisors.items()
         ]
         for name, service in zip(hypervisors, launched, strict=True):
@@ -105,7 +99,7 @@ class RunningStack:
         fresh = ServiceProcess(
             old.name, old.argv, log_path=old.log_path, env=old.env, ready=old.ready
         )
-        self.stack._launch(fresh).wait_ready(60)
+        self.stack.launch(fresh).wait_ready(60)
         return fresh
 
     def submit(self, kind: str, hypervisor: str | None = None, **params: Any) -> dict[str, Any]:
