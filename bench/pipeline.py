@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 
+from bench.cpu import CpuMeter, per_item_ms
 from orchestrator.processes import ServiceProcess, free_port, port_open, redis_server
 from orchestrator.settings import Settings
 from orchestrator.stack import LocalStack
@@ -31,24 +33,33 @@ ROOT = Path(__file__).resolve().parent.parent
 OneJob = Callable[[requests.Session], float]
 
 
-def measure(one_job: OneJob, jobs: int, clients: int) -> dict[str, float]:
+def measure(
+    one_job: OneJob, jobs: int, clients: int, meter: CpuMeter | None = None
+) -> dict[str, Any]:
+    """Latency and throughput of ``jobs`` jobs from ``clients`` threads; with a ``meter``,
+    also the CPU milliseconds each process spent per job."""
     sessions = [requests.Session() for _ in range(clients)]
     per_client = jobs // clients
 
     def client(index: int) -> list[float]:
         return [one_job(sessions[index]) for _ in range(per_client)]
 
+    if meter:
+        meter.start()
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         latencies = [lat for batch in pool.map(client, range(clients)) for lat in batch]
     elapsed = time.perf_counter() - started
     latencies.sort()
-    return {
+    figures: dict[str, Any] = {
         "jobs": len(latencies),
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "jobs_per_s": len(latencies) / elapsed,
     }
+    if meter:
+        figures["cpu_ms_per_job"] = per_item_ms(meter.stop(), len(latencies))
+    return figures
 
 
 def ours(base: str) -> OneJob:
@@ -173,13 +184,19 @@ def main() -> int:
             "naive Flask+Celery": naive(naive_base),
             "raw Celery": raw_celery(),
         }
+        shared = {"redis": redis.pid, "benchmark": os.getpid()}
+        meters = {
+            "orchestrator API": CpuMeter({**{s.name: s.pid for s in stack.services}, **shared}),
+            "naive Flask+Celery": CpuMeter({**{s.name: s.pid for s in naive_services}, **shared}),
+            "raw Celery": CpuMeter({"naive-worker": naive_services[1].pid, **shared}),
+        }
         for one in systems.values():  # warm up connections and code paths
             measure(one, 80, 8)
-        report: dict[str, dict[str, dict[str, float]]] = {}
+        report: dict[str, dict[str, dict[str, Any]]] = {}
         for name, one in systems.items():
             report[name] = {
                 "sequential": measure(one, args.jobs, 1),
-                "8 clients": measure(one, args.jobs, 8),
+                "8 clients": measure(one, args.jobs, 8, meters[name]),
             }
             print(f"{name}: {json.dumps(report[name])}", flush=True)
     finally:
@@ -193,7 +210,7 @@ def main() -> int:
     return 0
 
 
-def print_report(report: dict[str, dict[str, dict[str, float]]]) -> None:
+def print_report(report: dict[str, dict[str, dict[str, Any]]]) -> None:
     print(f"\n{'system':<22}{'mode':<12}{'p50 ms':>9}{'p99 ms':>9}{'jobs/s':>9}")
     for name, modes in report.items():
         for mode, figures in modes.items():
@@ -201,6 +218,8 @@ def print_report(report: dict[str, dict[str, dict[str, float]]]) -> None:
                 f"{name:<22}{mode:<12}{figures['p50_ms']:>9.2f}{figures['p99_ms']:>9.2f}"
                 f"{figures['jobs_per_s']:>9.1f}"
             )
+            if "cpu_ms_per_job" in figures:
+                print(f"{'':<22}CPU ms per job: {figures['cpu_ms_per_job']}")
     ours_, naive_, raw = (
         report[k] for k in ("orchestrator API", "naive Flask+Celery", "raw Celery")
     )

@@ -32,6 +32,7 @@ from typing import Any
 
 import libvirt
 
+from bench.cpu import CpuMeter, per_item_ms, pid_of
 from bench.settings import bench_settings
 from orchestrator.client import ApiClient
 from orchestrator.processes import ServiceProcess, free_port, redis_server
@@ -126,6 +127,7 @@ def result_row(path: str, count: int, ok: int, wall: float, **extra: Any) -> dic
         "job_latency_p50_s": None,
         "job_latency_p95_s": None,
         "first_error": None,
+        "cpu_ms_per_volume": None,
     }
     return {**row, **extra}
 
@@ -263,12 +265,23 @@ def run(
     run_job(client, "volume.create", pool=pool, name=BASE, capacity=BASE_SIZE, inspect=False)
     shell = shell_overlays(work / "shell", args.count)
     print(f"shell loop: {shell['rate_per_s']} volumes/s", flush=True)
+    pids = {service.name: service.pid for service in stack.services}
+    meter = CpuMeter({**pids, "redis": redis.pid, "libvirtd": pid_of("libvirtd")})
+    meter.start()
     api = api_overlays(stack.settings.resolved_api_url, pool, args.count, args.clients)
+    api["cpu_ms_per_volume"] = per_item_ms(meter.stop(), args.count)
     print(f"API: {api['rate_per_s']} volumes/s ({api['ok']} ok)", flush=True)
+    print(f"API: CPU ms per volume {api['cpu_ms_per_volume']}", flush=True)
     if api["first_error"]:
         raise RuntimeError(f"overlay jobs failed: {api['first_error']}")
     check_overlays(pool_dir, args.count)
+    meter = CpuMeter(
+        {"libvirtd": pid_of("libvirtd"), "benchmark": os.getpid()}, alone=["benchmark"]
+    )
+    meter.start()
     direct = direct_libvirt_overlays(pool, pool_dir, args.count, DIRECT_THREADS)
+    direct["cpu_ms_per_volume"] = per_item_ms(meter.stop(), args.count)
+    print(f"libvirt alone: CPU ms per volume {direct['cpu_ms_per_volume']}", flush=True)
     print(f"libvirt alone: {direct['rate_per_s']} volumes/s", flush=True)
     return [api, shell, direct]
 

@@ -80,7 +80,7 @@ return emit(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[
 """
 )
 
-# ARGV: job_id attempt kind hypervisor message now sources summary
+# ARGV: job_id attempt kind hypervisor message now sources summary queue_key task_message
 _QUEUE_SCRIPT = (
     _EMIT
     + """
@@ -91,6 +91,10 @@ if r[1] > 0 then
   redis.call('HSET', jk, 'attempt', ARGV[2], 'kind', ARGV[3], 'hypervisor', ARGV[4])
   if ARGV[8] ~= '' then redis.call('HSET', jk, 'summary', ARGV[8]) end
   redis.call('SREM', 'orch:running', ARGV[1])
+end
+if ARGV[9] ~= '' then
+  redis.call('LPUSH', ARGV[9], ARGV[10])
+  redis.call('HSET', jk, 'published_attempt', ARGV[2])
 end
 return r
 """
@@ -178,19 +182,31 @@ class LiveState:
         hypervisor: str,
         message: str,
         summary: dict[str, Any] | None = None,
+        delivery: tuple[str, str] | None = None,
     ) -> Emitted:
-        """Record that attempt ``attempt`` is about to be published on its hypervisor's queue.
+        """Record that attempt ``attempt`` is queued on its hypervisor's queue.
 
         ``summary`` (the job's unchanging fields) lets readers answer from Redis alone.
+        ``delivery`` = (broker list, encoded task message) pushes the task in the same atomic
+        step and notes the attempt as published; a stale attempt is neither marked nor pushed.
         """
         sources = " ".join(allowed_sources(JobState.QUEUED))
+        queue_key, task_message = delivery or ("", "")
         raw = self._queue(
-            args=[job_id, attempt, kind, hypervisor, message, _now(), sources, _json(summary)]
+            args=[
+                job_id,
+                attempt,
+                kind,
+                hypervisor,
+                message,
+                _now(),
+                sources,
+                _json(summary),
+                queue_key,
+                task_message,
+            ]
         )
         return _emitted(raw)
-
-    def mark_published(self, job_id: str, attempt: int) -> None:
-        self.redis.hset(job_key(job_id), "published_attempt", attempt)
 
     def published_attempts(self, job_ids: list[str]) -> dict[str, int]:
         """The highest attempt of each job known to have reached the broker."""
