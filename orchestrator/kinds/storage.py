@@ -24,6 +24,8 @@ from orchestrator.storage.locators import VolumeLocator, parse_volume_locator
 from orchestrator.storage.names import check_host_path, check_pool_name, check_volume_name
 from orchestrator.storage.sizes import parse_size
 
+MAX_VOLUMES_PER_JOB = 1000
+
 VolumeName = Annotated[
     str,
     AfterValidator(check_volume_name),
@@ -96,13 +98,9 @@ class VolumeTarget(JobParams):
         return VolumeLocator(pool=self.pool, name=self.name, path=self.path)
 
 
-@job_kind(
-    "volume.create",
-    "Ensure a volume exists: qcow2 or raw, sparse or fully allocated, optionally a qcow2 "
-    "overlay on a backing volume.",
-    safe_to_rerun=True,
-)
-class VolumeCreateParams(VolumeTarget):
+class VolumeSpecFields(JobParams):
+    """What a new volume is like: shared by ``volume.create`` and ``volume.create_many``."""
+
     format: Format = Field("qcow2", description="Image format of the new volume.")
     allocation: Literal["sparse", "full"] = Field(
         "sparse", description="'full' preallocates every byte (qcow2: falloc preallocation)."
@@ -120,9 +118,6 @@ class VolumeCreateParams(VolumeTarget):
         False,
         description="Allow a sparse volume's capacity to exceed the pool's available space.",
     )
-    inspect: bool = Field(
-        True, description="Also report `qemu-img info` of the file (pools local to the worker)."
-    )
 
     @field_validator("backing")
     @classmethod
@@ -138,6 +133,57 @@ class VolumeCreateParams(VolumeTarget):
     def _capacity_or_backing(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is None and "backing" in info.data and info.data["backing"] is None:
             raise ValueError("required unless backing is given")
+        return value
+
+
+@job_kind(
+    "volume.create",
+    "Ensure a volume exists: qcow2 or raw, sparse or fully allocated, optionally a qcow2 "
+    "overlay on a backing volume.",
+    safe_to_rerun=True,
+)
+class VolumeCreateParams(VolumeSpecFields, VolumeTarget):
+    inspect: bool = Field(
+        True, description="Also report `qemu-img info` of the file (pools local to the worker)."
+    )
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"names must be unique; repeated: {', '.join(repeated)}")
+    return names
+
+
+@job_kind(
+    "volume.create_many",
+    "Ensure several volumes with one spec exist in a pool (say N linked clones of one base), "
+    "created in parallel by the hypervisor's worker in one job.",
+    safe_to_rerun=True,
+)
+class VolumeCreateManyParams(VolumeSpecFields):
+    pool: PoolName
+    names: Annotated[
+        list[VolumeName],
+        AfterValidator(_unique_names),
+        Field(min_length=1, max_length=MAX_VOLUMES_PER_JOB, description="The volumes' names."),
+    ]
+    parallel: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="Volumes created at the same time (libvirtd serves 5 calls per connection "
+        "at once by default).",
+    )
+
+    @field_validator("allocation")
+    @classmethod
+    def _sparse_only(cls, value: str) -> str:
+        if value == "full":
+            raise ValueError(
+                "must be 'sparse' here; create fully preallocated volumes one per job with "
+                "volume.create (each is written and published on its own)"
+            )
         return value
 
 

@@ -349,3 +349,17 @@ def test_delete_removes_the_file_and_a_second_delete_changes_nothing(
     assert "doomed.qcow2" not in {volume["name"] for volume in listed["volumes"]}
     again = api_stack.run("volume.delete", KVM_HV, path=str(path))
     assert again["state"] == "succeeded" and again["result"]["changed"] is False
+
+
+def test_many_volumes_in_one_job_are_listed_by_the_read_endpoint(api_stack: RunningStack) -> None:
+    names = ["many-1.qcow2", "many-2.qcow2", "many-3.qcow2"]
+    job = api_stack.run("volume.create_many", TEST_HV, pool=TEST_POOL, names=names, capacity="1G")
+    assert job["state"] == "succeeded", job["error"]
+    assert job["result"]["created"] == names
+    listed = get(api_stack, f"/v1/hypervisors/{TEST_HV}/pools/{TEST_POOL}/volumes").json()
+    assert {v["name"] for v in listed["volumes"]} >= set(names)
+    repeated = post_job(
+        api_stack, "volume.create_many", TEST_HV, pool=TEST_POOL, names=["x", "x"], capacity="1G"
+    )
+    assert repeated.status_code == 422
+    assert [error["field"] for error in repeated.json()["errors"]] == ["params.names"]

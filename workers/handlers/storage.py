@@ -7,7 +7,7 @@ job converges. Long writes (full preallocation, clone, upload) go through
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import libvirt
@@ -17,18 +17,26 @@ from orchestrator.kinds.storage import (
     PoolEnsureParams,
     PoolListParams,
     VolumeCloneParams,
+    VolumeCreateManyParams,
     VolumeCreateParams,
     VolumeDeleteParams,
     VolumeListParams,
     VolumeResizeParams,
+    VolumeSpecFields,
     VolumeUploadParams,
 )
 from orchestrator.storage.names import is_partial_name
 from orchestrator.storage.sizes import format_size
-from orchestrator.storage.spec import VolumeSpec
+from orchestrator.storage.spec import VolumeSpec, describe_differences, spec_differences
 from workers.context import JobContext
 from workers.handlers.registry import handles
-from workers.storage.ensure import accept_existing, check_space, create_or_find, volume_result
+from workers.storage.ensure import (
+    accept_existing,
+    check_space,
+    create_in_parallel,
+    create_or_find,
+    volume_result,
+)
 from workers.storage.partials import build_and_publish, remove_partial
 from workers.storage.pools import (
     describe_pool,
@@ -56,7 +64,73 @@ from workers.storage.volumes import (
 def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]:
     pool, name = resolve_target(ctx.libvirt, params.target)
     require_active(pool)
-    definition = _new_volume(params, name, _backing(ctx, params, pool))
+    plan = _plan_new_volumes(ctx, params, pool)
+    existing = lookup_volume_or_file(pool, name, plan.directory)
+    if existing is not None:
+        return accept_existing(ctx, pool, existing, plan.wanted, params.inspect)
+    if plan.full or not params.overcommit:
+        check_space(pool, plan.definition.capacity, "params.capacity", "capacity")
+    definition = replace(plan.definition, name=name)
+    if plan.full:
+        volume, ours = _create_preallocated(ctx, pool, plan.directory, definition)
+    else:
+        volume, ours = create_or_find(ctx, pool, name, render_volume_xml(definition))
+    if not ours:
+        return accept_existing(ctx, pool, volume, plan.wanted, params.inspect)
+    ctx.event(f"created {params.format} volume {pool.name()}/{name} ({plan.details})")
+    return volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
+
+
+@handles("volume.create_many")
+def volume_create_many(ctx: JobContext, params: VolumeCreateManyParams) -> dict[str, Any]:
+    pool = find_pool(ctx.libvirt, params.pool)
+    require_active(pool)
+    plan = _plan_new_volumes(ctx, params, pool)
+    wanted = set(params.names)
+    # One listing instead of a lookup per name; only the requested ones are described.
+    present = {vol.name(): vol for vol in pool.listAllVolumes() if vol.name() in wanted}
+    facts = {name: describe_volume(vol) for name, vol in present.items()}
+    _refuse_different(pool, plan.wanted, facts)
+    missing = [name for name in params.names if name not in present]
+    if missing and not params.overcommit:
+        check_space(pool, plan.definition.capacity, "params.capacity", "capacity")
+    if missing:
+        ctx.event(
+            f"creating {len(missing)} {params.format} volumes in pool {pool.name()} "
+            f"({plan.details}); {len(present)} already exist"
+        )
+    made = create_in_parallel(ctx, pool, plan.definition, missing, params.parallel)
+    _refuse_different(pool, plan.wanted, {n: f for n, (f, ours) in made.items() if not ours})
+    facts.update({name: volume_facts for name, (volume_facts, _) in made.items()})
+    created = [name for name in params.names if name in made and made[name][1]]
+    if created:
+        ctx.event(f"created {len(created)} volumes in pool {pool.name()}")
+    else:
+        ctx.event(f"all {len(params.names)} volumes already exist in pool {pool.name()} as asked")
+    return {
+        "pool": pool.name(),
+        "changed": bool(created),
+        "created": created,
+        "existing": [name for name in params.names if name not in created],
+        "volumes": [facts[name].as_result() for name in params.names],
+    }
+
+
+@dataclass(frozen=True)
+class _NewVolumes:
+    """What each volume of a create job is to be, resolved once per job."""
+
+    definition: VolumeDefinition  # its name is set per volume
+    wanted: VolumeSpec
+    full: bool
+    directory: str | None  # set for full preallocation, which writes through a partial volume
+    details: str  # for events: "10.0 GiB, sparse, backed by /path"
+
+
+def _plan_new_volumes(
+    ctx: JobContext, params: VolumeSpecFields, pool: libvirt.virStoragePool
+) -> _NewVolumes:
+    definition = _new_volume(params, "", _backing(ctx, params, pool))
     full = params.allocation == "full"
     wanted = VolumeSpec(
         format=definition.format,
@@ -71,26 +145,34 @@ def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]
     directory = local_pool_dir(ctx.libvirt, pool) if full else None
     if directory:
         _remove_partial(ctx, pool, directory)
-    existing = lookup_volume_or_file(pool, name, directory)
-    if existing is not None:
-        return accept_existing(ctx, pool, existing, wanted, params.inspect)
-    if full or not params.overcommit:
-        check_space(pool, definition.capacity, "params.capacity", "capacity")
-    if full:
-        volume, ours = _create_preallocated(ctx, pool, directory, definition)
-    else:
-        volume, ours = create_or_find(ctx, pool, name, render_volume_xml(definition))
-    if not ours:
-        return accept_existing(ctx, pool, volume, wanted, params.inspect)
     details = [format_size(definition.capacity), params.allocation]
     if definition.backing_path:
         details.append(f"backed by {definition.backing_path}")
-    ctx.event(f"created {params.format} volume {pool.name()}/{name} ({', '.join(details)})")
-    return volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
+    return _NewVolumes(definition, wanted, full, directory, ", ".join(details))
+
+
+def _refuse_different(
+    pool: libvirt.virStoragePool, wanted: VolumeSpec, found: dict[str, VolumeFacts]
+) -> None:
+    """Conflict naming every volume that exists with other properties than asked."""
+    conflicts = {
+        name: diffs
+        for name, facts in found.items()
+        if (diffs := spec_differences(wanted, facts.state))
+    }
+    if conflicts:
+        listed = "; ".join(
+            f"{name}: {describe_differences(diffs)}" for name, diffs in sorted(conflicts.items())
+        )
+        raise Conflict(
+            f"{len(conflicts)} volumes already exist in pool {pool.name()} with other "
+            f"properties: {listed}",
+            differences=conflicts,
+        )
 
 
 def _new_volume(
-    params: VolumeCreateParams, name: str, backing: VolumeFacts | None
+    params: VolumeSpecFields, name: str, backing: VolumeFacts | None
 ) -> VolumeDefinition:
     capacity = params.capacity or (backing.capacity if backing else 0)
     return VolumeDefinition(
@@ -291,7 +373,7 @@ def pool_ensure(ctx: JobContext, params: PoolEnsureParams) -> dict[str, Any]:
 
 
 def _backing(
-    ctx: JobContext, params: VolumeCreateParams, pool: libvirt.virStoragePool
+    ctx: JobContext, params: VolumeSpecFields, pool: libvirt.virStoragePool
 ) -> VolumeFacts | None:
     if params.backing is None:
         return None

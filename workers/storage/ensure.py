@@ -4,6 +4,9 @@ and report a volume as a job result."""
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import libvirt
@@ -14,6 +17,7 @@ from orchestrator.storage.spec import VolumeSpec, describe_differences, spec_dif
 from workers.context import JobContext
 from workers.storage.pools import available_bytes, is_local, local_pool_dir
 from workers.storage.qemu_img import image_info
+from workers.storage.volume_xml import VolumeDefinition, VolumeFacts, render_volume_xml
 from workers.storage.volumes import describe_volume, lookup_volume_or_file
 
 
@@ -45,7 +49,8 @@ def create_or_find(
     try:
         volume = pool.createXML(xml, flags)
     except libvirt.libvirtError as exc:
-        existing = lookup_volume_or_file(pool, name, local_pool_dir(ctx.libvirt, pool))
+        # The pool's own connection: this may run on a helper thread of create_in_parallel.
+        existing = lookup_volume_or_file(pool, name, local_pool_dir(pool.connect(), pool))
         if existing is None:
             raise JobFailed(
                 f"libvirt could not create volume {pool.name()}/{name}: {exc}"
@@ -53,6 +58,47 @@ def create_or_find(
         return existing, False
     ctx.created(f"volume {pool.name()}/{name}", lambda: volume.delete(0))
     return volume, True
+
+
+def create_in_parallel(
+    ctx: JobContext,
+    pool: libvirt.virStoragePool,
+    definition: VolumeDefinition,
+    names: list[str],
+    parallel: int,
+) -> dict[str, tuple[VolumeFacts, bool]]:
+    """Create volumes ``names`` like ``definition``, ``parallel`` at a time, on the pool's
+    connection (libvirt serves concurrent calls on one connection).
+
+    Returns each volume's facts and whether this job made it (False: it appeared meanwhile).
+    After a failure or a cancel request no further volume is started; once the running ones
+    are done, the first failure is raised, and the runner removes what the job created.
+    """
+    made: dict[str, tuple[VolumeFacts, bool]] = {}
+    failures: list[Exception] = []
+    stop = threading.Event()
+
+    def create(name: str) -> None:
+        if stop.is_set():
+            return
+        if ctx.cancel_requested():
+            stop.set()
+            failures.append(JobFailed(f"cancelled after {len(made)} of {len(names)} volumes"))
+            return
+        try:
+            xml = render_volume_xml(replace(definition, name=name))
+            volume, ours = create_or_find(ctx, pool, name, xml)
+            made[name] = (describe_volume(volume), ours)
+        except Exception as exc:
+            stop.set()
+            failures.append(exc)
+
+    if names:
+        with ThreadPoolExecutor(min(parallel, len(names)), thread_name_prefix="volume") as run:
+            list(run.map(create, names))
+    if failures:
+        raise failures[0]
+    return made
 
 
 def check_space(pool: libvirt.virStoragePool, needed: int, field: str, what: str) -> None:
