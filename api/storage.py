@@ -1,5 +1,8 @@
 """``/v1/hypervisors/<name>/pools`` and ``.../volumes``: storage as the hypervisor sees it now,
-read through its worker. ``?wait=SECONDS`` (default 10, at most 60) bounds the wait for it."""
+read through its worker. ``?wait=SECONDS`` (default 10, at most 60) bounds the wait for it.
+
+``PUT .../pools/<pool>/volumes/<volume>/content`` imports the request body as a volume: a
+``volume.upload`` job whose content streams through Redis to the hypervisor's worker."""
 
 from __future__ import annotations
 
@@ -7,14 +10,19 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from api.live_reads import read_through_worker
+from api.live_reads import ReadFailed, read_through_worker, submit_read
 from api.requests import float_arg
+from api.services import services
+from orchestrator.content_pipe import CHUNK_BYTES, ContentStopped, binary_client, send_content
 from orchestrator.errors import InvalidInput
+from orchestrator.jobview import live_document
+from orchestrator.lifecycle import JobState
 
 bp = Blueprint("storage", __name__, url_prefix="/v1/hypervisors")
 
 DEFAULT_WAIT_SECONDS = 10.0
 MAX_WAIT_SECONDS = 60.0
+UPLOAD_WAIT_SECONDS = 300.0  # after the last byte: the import and the checks on the worker
 
 
 @bp.get("/<name>/pools")
@@ -44,3 +52,45 @@ def volumes(name: str) -> Response:
 def _read(kind: str, hypervisor: str, params: dict[str, Any]) -> Response:
     wait = float_arg("wait", DEFAULT_WAIT_SECONDS, maximum=MAX_WAIT_SECONDS)
     return jsonify(read_through_worker(kind, hypervisor, params, timeout=wait))
+
+
+@bp.put("/<name>/pools/<pool>/volumes/<volume>/content")
+def upload_content(name: str, pool: str, volume: str) -> tuple[Response, int, dict[str, str]]:
+    """Import the request body as volume ``volume`` (``curl -T image.qcow2 ...``).
+
+    ``?sha256=`` (required) is checked on the worker before anything is created; ``?format=``
+    (qcow2 or raw) is the expected format. The answer comes when the job ends: 201 with the
+    job when it made the volume, 200 when an identical one was there, the job's problem when
+    it failed, or 202 with its ``Location`` when it is still running after ``?wait=``.
+    """
+    params = {"pool": pool, "name": volume, "content_from_api": True}
+    params.update({key: request.args[key] for key in ("sha256", "format") if key in request.args})
+    wait = float_arg("wait", UPLOAD_WAIT_SECONDS, maximum=UPLOAD_WAIT_SECONDS)
+    job_id = submit_read("volume.upload", name, params)
+    svc = services()
+
+    def worker_gone() -> bool:
+        job = svc.live.job(job_id)
+        return job is not None and JobState(job["state"]).is_terminal
+
+    # The body is read as it arrives: image content has its own limit, not the JSON one.
+    request.max_content_length = svc.settings.max_upload_bytes
+    client = binary_client(svc.settings.resolved_redis_url)
+    try:
+        send_content(
+            client, job_id, iter(lambda: request.stream.read(CHUNK_BYTES), b""), worker_gone
+        )
+    except ContentStopped:
+        pass  # the job ended early (a bad pool, say); its own outcome is the answer
+    finally:
+        client.close()
+    live = svc.completion.wait(job_id, wait)
+    headers = {"Location": f"/v1/jobs/{job_id}"}
+    state = JobState(live["state"]) if live else JobState.PENDING
+    if state is JobState.FAILED and live:
+        raise ReadFailed(live.get("error") or {}, job_id)
+    document = live_document(live) or {"id": job_id, "state": state.value}
+    if state is not JobState.SUCCEEDED:
+        return jsonify(document), 202, headers
+    changed = bool(((live or {}).get("result") or {}).get("changed"))
+    return jsonify(document), 201 if changed else 200, headers

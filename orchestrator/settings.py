@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     api_workers: int = Field(2, ge=1)
     api_threads: int = Field(16, ge=1)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(
+        256 * 1024**3,
+        gt=0,
+        description="Largest image accepted by PUT .../volumes/<name>/content (default 256 GiB).",
+    )
     api_tokens: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Bearer token -> scopes (read, fleet:run, inventory:write); JSON in "

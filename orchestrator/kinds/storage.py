@@ -221,11 +221,19 @@ class VolumeDeleteParams(VolumeTarget):
 
 @job_kind(
     "volume.upload",
-    "Ensure a volume holds the content of a file on the hypervisor, verified by SHA-256.",
+    "Ensure a volume holds the content of a file on the hypervisor, or of one sent through the "
+    "API (PUT .../volumes/<name>/content), verified by SHA-256.",
     safe_to_rerun=True,
 )
 class VolumeUploadParams(VolumeTarget):
-    source_path: HostPath = Field(description="A regular file on the hypervisor to import.")
+    content_from_api: bool = Field(
+        False,
+        description="The content comes through the API instead of source_path; set by "
+        "PUT /v1/hypervisors/<name>/pools/<pool>/volumes/<volume>/content.",
+    )
+    source_path: HostPath | None = Field(
+        None, validate_default=True, description="A regular file on the hypervisor to import."
+    )
     sha256: Sha256
     format: Format | None = Field(
         None, description="Expected image format; detected from the content when omitted."
@@ -234,6 +242,16 @@ class VolumeUploadParams(VolumeTarget):
     group: Group = None
     mode: Mode = None
     inspect: bool = True
+
+    @field_validator("source_path")
+    @classmethod
+    def _one_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from_api = info.data.get("content_from_api", False)
+        if from_api and value is not None:
+            raise ValueError("give source_path or send the content through the API; not both")
+        if not from_api and value is None:
+            raise ValueError("required: a file on the hypervisor to import")
+        return value
 
 
 @job_kind("volume.list", "The volumes of a pool.", safe_to_rerun=True)

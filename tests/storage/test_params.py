@@ -16,6 +16,7 @@ STORAGE_KINDS = [
     "volume.resize",
     "volume.delete",
     "volume.upload",
+    "volume.create_many",
     "volume.list",
     "pool.list",
     "pool.ensure",
@@ -120,3 +121,19 @@ def test_the_schema_documents_size_strings() -> None:
     schema = VolumeCreateParams.model_json_schema()
     capacity = schema["properties"]["capacity"]["anyOf"][0]
     assert "G = GiB" in capacity["description"]
+
+
+def test_upload_takes_one_source_a_path_or_the_api() -> None:
+    neither = errors_of("volume.upload", {"pool": "p", "name": "x", "sha256": "ab" * 32})
+    assert "required: a file on the hypervisor" in neither["params.source_path"]
+    both = errors_of(
+        "volume.upload",
+        {
+            "pool": "p",
+            "name": "x",
+            "sha256": "ab" * 32,
+            "source_path": "/srv/img",
+            "content_from_api": True,
+        },
+    )
+    assert "not both" in both["params.source_path"]

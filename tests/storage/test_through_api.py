@@ -3,6 +3,7 @@ on the test driver for the rules and on the real libvirtd for files checked with
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -363,3 +364,79 @@ def test_many_volumes_in_one_job_are_listed_by_the_read_endpoint(api_stack: Runn
     )
     assert repeated.status_code == 422
     assert [error["field"] for error in repeated.json()["errors"]] == ["params.names"]
+
+
+def _qcow2_with_pattern(directory: Path) -> tuple[Path, str]:
+    """A 3 MiB-plus qcow2 image with a known pattern, and its SHA-256."""
+    image = directory / "upload-source.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "8M"], check=True)
+    write = ["qemu-io", "-f", "qcow2", "-c", "write -P 0x3c 0 3M", str(image)]
+    subprocess.run(write, check=True, capture_output=True)
+    return image, hashlib.sha256(image.read_bytes()).hexdigest()
+
+
+def put_content(
+    stack: RunningStack, pool: str, name: str, image: Path, **query: str
+) -> requests.Response:
+    url = f"{stack.settings.resolved_api_url}/v1/hypervisors/{KVM_HV}/pools/{pool}/volumes/{name}"
+
+    def chunks() -> Iterator[bytes]:  # streamed: a generator body goes out chunked
+        with open(image, "rb") as handle:
+            while chunk := handle.read(256 * 1024):
+                yield chunk
+
+    return requests.put(f"{url}/content", data=chunks(), params=query, timeout=120)
+
+
+@pytest.mark.libvirtd
+def test_an_image_sent_through_the_api_becomes_a_verified_volume(
+    api_stack: RunningStack, kvm_pool: KvmPool, tmp_path: Path
+) -> None:
+    image, sha256 = _qcow2_with_pattern(tmp_path)
+
+    response = put_content(api_stack, kvm_pool.name, "sent.qcow2", image, sha256=sha256)
+
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert response.headers["Location"] == f"/v1/jobs/{job['id']}"
+    assert job["state"] == "succeeded" and job["result"]["sha256"] == sha256
+    stored = kvm_pool.path / "sent.qcow2"
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha256
+    read = subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", "read -P 0x3c 0 3M", str(stored)],
+        capture_output=True,
+        text=True,
+    )
+    assert read.returncode == 0 and "verification failed" not in read.stdout
+    again = put_content(api_stack, kvm_pool.name, "sent.qcow2", image, sha256=sha256)
+    assert again.status_code == 200 and again.json()["result"]["changed"] is False
+    assert not any((api_stack.settings.var_dir / "uploads").iterdir())
+
+
+@pytest.mark.libvirtd
+def test_content_with_another_checksum_is_refused_and_creates_nothing(
+    api_stack: RunningStack, kvm_pool: KvmPool, tmp_path: Path
+) -> None:
+    image, _ = _qcow2_with_pattern(tmp_path)
+
+    response = put_content(api_stack, kvm_pool.name, "bad.qcow2", image, sha256="0" * 64)
+
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert [error["field"] for error in problem["errors"]] == ["params.sha256"]
+    assert "not the expected" in problem["detail"] and problem["job"]
+    assert not (kvm_pool.path / "bad.qcow2").exists()
+
+
+def test_an_upload_without_a_checksum_is_refused_before_any_byte_is_read(
+    api_stack: RunningStack, tmp_path: Path
+) -> None:
+    before = job_ids(api_stack)
+    image = tmp_path / "x.img"
+    image.write_bytes(b"x" * 1024)
+    url = f"{api_stack.settings.resolved_api_url}/v1/hypervisors/{TEST_HV}/pools/{TEST_POOL}"
+    response = requests.put(f"{url}/volumes/x.img/content", data=image.read_bytes(), timeout=10)
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json()["errors"]] == ["sha256"]
+    assert job_ids(api_stack) == before

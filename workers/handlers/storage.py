@@ -46,6 +46,7 @@ from workers.storage.pools import (
     refresh_pool,
     require_active,
 )
+from workers.storage.spool import spooled_content
 from workers.storage.upload import prepare_upload, upload_existing_matches, write_upload
 from workers.storage.volume_xml import VolumeDefinition, VolumeFacts, render_volume_xml
 from workers.storage.volumes import (
@@ -304,9 +305,17 @@ def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]
 
 @handles("volume.upload")
 def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]:
+    if params.content_from_api:
+        with spooled_content(ctx, params.sha256) as path:
+            return _upload_from(ctx, params, path)
+    assert params.source_path is not None  # the parameters require one source
+    return _upload_from(ctx, params, params.source_path)
+
+
+def _upload_from(ctx: JobContext, params: VolumeUploadParams, source_path: str) -> dict[str, Any]:
     pool, name = resolve_target(ctx.libvirt, params.target)
     require_active(pool)
-    source = prepare_upload(params.source_path, params.format)
+    source = prepare_upload(source_path, params.format)
     wanted = VolumeSpec(
         format=source.format,
         capacity=source.capacity,
@@ -322,15 +331,13 @@ def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]
         result = accept_existing(ctx, pool, existing, wanted, params.inspect)
         return {**result, "sha256": params.sha256}
     check_space(pool, source.size, "params.source_path", "the file")
-    ctx.event(
-        f"uploading {params.source_path} ({format_size(source.size)}) to {pool.name()}/{name}"
-    )
+    ctx.event(f"uploading {source_path} ({format_size(source.size)}) to {pool.name()}/{name}")
 
     def upload(temp: str) -> libvirt.virStorageVol:
         definition = VolumeDefinition(
             temp, source.size, "raw", owner=params.owner, group=params.group, mode=params.mode
         )
-        return write_upload(ctx.libvirt, pool, definition, params.source_path, params.sha256)
+        return write_upload(ctx.libvirt, pool, definition, source_path, params.sha256)
 
     published = build_and_publish(pool, directory, name, ctx.job_id, upload, ctx.created)
     volume = published.volume
@@ -340,7 +347,7 @@ def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]
         volume = _existing_volume(pool, name)
     if not published.ours:
         return accept_existing(ctx, pool, volume, wanted, params.inspect)
-    ctx.event(f"uploaded {params.source_path} to {pool.name()}/{name}, sha256 verified")
+    ctx.event(f"uploaded {source_path} to {pool.name()}/{name}, sha256 verified")
     result = volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
     return {**result, "sha256": params.sha256}
 
