@@ -32,10 +32,16 @@ def submit() -> tuple[Response, int, dict[str, str]]:
         hv = job_request.hypervisor
         facts = services().live.heartbeat(hv) if hv else None
         return jsonify(dry_run_job(job_request.kind, job_request.params, facts)), 200, {}
+    wait = float_arg("wait", 0.0, maximum=MAX_WAIT_SECONDS)
     submitter = request.headers.get("X-Submitter", "anonymous")[:128]
     key = request.headers.get("Idempotency-Key")
     job, created = services().submitter.submit(job_request, submitter, key)
     headers = {"Location": f"/v1/jobs/{job.id}"}
+    if wait:
+        # POST and wait in one request, as CI does: 200 once finished, 202 if still going.
+        document = job_document(job, _live(job.id, wait))
+        finished = JobState(document["state"]).is_terminal
+        return jsonify(document), 200 if finished else 202, headers
     # A new job's document is the one just written; an earlier job's may have moved on.
     document = job_document(job, None) if created else _document(job)
     return jsonify(document), 202 if created else 200, headers

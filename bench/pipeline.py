@@ -3,11 +3,14 @@
 Every system runs on the same redis-server in the same run, each with one worker process
 (a threads pool of 8) and the same gunicorn settings. Latency is from POST until the client
 sees ``succeeded``; throughput is jobs per second, sequential and with 8 concurrent clients.
+Each client uses its API the way it is meant to be used: ours with ``POST /v1/jobs?wait=``
+(one request, as CI does; "POST + GET" is the two-request form), the naive app by POST and
+polling GET, raw Celery by ``apply_async().get()``.
 
 A shared 2-core machine drifts, so each measurement runs ``--rounds`` times, the systems taking
 turns, and the round with the median throughput is reported for each.
 
-    .venv/bin/python -m bench.pipeline [--jobs 2000] [--rounds 3]   (from the project root)
+    .venv/bin/python -m bench.pipeline [--jobs 2000] [--rounds 3] [--only]   (from the root)
 """
 
 from __future__ import annotations
@@ -66,6 +69,21 @@ def measure(
 
 
 def ours(base: str) -> OneJob:
+    """What a CI job does with our API: POST and wait in one request."""
+
+    def one(http: requests.Session) -> float:
+        started = time.perf_counter()
+        body = {"kind": "ping", "hypervisor": "bench"}
+        done = http.post(f"{base}/v1/jobs", params={"wait": 30}, json=body).json()
+        assert done["state"] == "succeeded", done
+        return time.perf_counter() - started
+
+    return one
+
+
+def ours_post_then_get(base: str) -> OneJob:
+    """POST, then GET ?wait= until finished: two requests, as a client that polls would."""
+
     def one(http: requests.Session) -> float:
         started = time.perf_counter()
         job = http.post(f"{base}/v1/jobs", json={"kind": "ping", "hypervisor": "bench"}).json()
@@ -160,6 +178,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--only", action="store_true", help="measure ours alone (no anchors), to compare changes"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     redis = redis_server(free_port(), tmp / "redis", log_path=tmp / "redis.log").start()
@@ -185,6 +206,7 @@ def main() -> int:
         naive_base = f"http://127.0.0.1:{naive_services[0].port}"  # type: ignore[attr-defined]
         systems = {
             "orchestrator API": ours(settings.resolved_api_url),
+            "ours, POST + GET": ours_post_then_get(settings.resolved_api_url),
             "naive Flask+Celery": naive(naive_base),
             "raw Celery": raw_celery(),
         }
@@ -192,9 +214,12 @@ def main() -> int:
         # The benchmark process is the parent of every service: counted alone, it is the clients.
         meters = {
             "orchestrator API": {s.name: s.pid for s in stack.services},
+            "ours, POST + GET": {s.name: s.pid for s in stack.services},
             "naive Flask+Celery": {s.name: s.pid for s in naive_services},
             "raw Celery": {"naive-worker": naive_services[1].pid},
         }
+        if args.only:
+            systems = {name: one for name, one in systems.items() if name.startswith("o")}
         for one in systems.values():  # warm up connections and code paths
             measure(one, 80, 8)
         rounds: dict[str, dict[str, list[dict[str, Any]]]] = {
@@ -218,7 +243,8 @@ def main() -> int:
         redis.stop()
     print_report(report)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pipeline.json").write_text(json.dumps(report, indent=2))
+    name = "pipeline-ours.json" if args.only else "pipeline.json"
+    (RESULTS / name).write_text(json.dumps(report, indent=2))
     return 0
 
 
@@ -238,6 +264,8 @@ def print_report(report: dict[str, dict[str, dict[str, Any]]]) -> None:
             )
             if "cpu_ms_per_job" in figures:
                 print(f"{'':<22}CPU ms per job: {figures['cpu_ms_per_job']}")
+    if "raw Celery" not in report:
+        return
     ours_, naive_, raw = (
         report[k] for k in ("orchestrator API", "naive Flask+Celery", "raw Celery")
     )

@@ -53,6 +53,22 @@ def test_a_ping_goes_pending_queued_running_succeeded_with_ordered_events(
     assert list(stored) == [e["seq"] for e in events]
 
 
+def test_post_with_wait_answers_once_the_job_finished(two_hypervisors: RunningStack) -> None:
+    url = f"{two_hypervisors.settings.resolved_api_url}/v1/jobs"
+    done = requests.post(
+        url, params={"wait": 30}, json={"kind": "ping", "hypervisor": "hv-a"}, timeout=40
+    )
+    assert done.status_code == 200
+    assert done.json()["state"] == "succeeded"
+    assert done.json()["result"]["message"] == "pong"
+    assert done.headers["Location"] == f"/v1/jobs/{done.json()['id']}"
+    slow = {"kind": "ping", "params": {"delay": 5}, "hypervisor": "hv-a"}
+    going = requests.post(url, params={"wait": 0.3}, json=slow, timeout=10)
+    assert going.status_code == 202
+    assert going.json()["state"] in {"queued", "running"}
+    requests.post(f"{url}/{going.json()['id']}/cancel", timeout=10)
+
+
 def test_each_worker_receives_only_its_own_hypervisors_jobs(two_hypervisors: RunningStack) -> None:
     stack = two_hypervisors
     jobs = [stack.submit("ping", hv) for hv in ["hv-a", "hv-b"] * 5]
