@@ -70,8 +70,8 @@ def upload_content(name: str, pool: str, volume: str) -> tuple[Response, int, di
     svc = services()
 
     def worker_gone() -> bool:
-        job = svc.live.job(job_id)
-        return job is not None and JobState(job["state"]).is_terminal
+        state = svc.live.state(job_id)
+        return state is not None and state.is_terminal
 
     # The body is read as it arrives: image content has its own limit, not the JSON one.
     request.max_content_length = svc.settings.max_upload_bytes

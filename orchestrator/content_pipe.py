@@ -23,7 +23,8 @@ CHUNK_BYTES = 1024 * 1024
 WINDOW = 8
 IDLE_TIMEOUT_SECONDS = 60
 _END = b""
-_BACKOFF_SECONDS = 0.005
+_FIRST_PAUSE_SECONDS = 0.002
+_LAST_PAUSE_SECONDS = 0.1
 
 
 def pipe_key(job_id: str) -> str:
@@ -51,11 +52,14 @@ def send_content(
     """
     key = pipe_key(job_id)
     sent = 0
-    for chunk in (*_split(chunks), _END):
+    for chunk in _with_end(_split(chunks)):
+        pause = _FIRST_PAUSE_SECONDS
         while client.llen(key) >= WINDOW:
             if receiver_gone():
                 raise ContentStopped(f"job {job_id} stopped reading after {sent} bytes")
-            time.sleep(_BACKOFF_SECONDS)
+            # A worker still busy with other jobs may take a while to start reading.
+            time.sleep(pause)
+            pause = min(pause * 2, _LAST_PAUSE_SECONDS)
         pipe = client.pipeline(transaction=False)
         pipe.rpush(key, chunk)
         pipe.expire(key, IDLE_TIMEOUT_SECONDS * 2)
@@ -83,6 +87,11 @@ def receive_content(
             yield chunk
     finally:
         client.delete(key)
+
+
+def _with_end(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    yield from chunks
+    yield _END
 
 
 def _split(chunks: Iterable[bytes]) -> Iterator[bytes]:

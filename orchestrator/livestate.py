@@ -295,6 +295,11 @@ class LiveState:
                 decoded[name] = float(raw[name])
         return decoded
 
+    def state(self, job_id: str) -> JobState | None:
+        """Only the job's live state (one field): for loops that poll it."""
+        raw = self.redis.hget(job_key(job_id), "state")
+        return JobState(raw) if raw else None
+
     def events(self, job_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]] | None:
         """Events with seq > ``after`` from the live stream; None when the stream is gone."""
         entries = self.redis.xrange(job_stream(job_id), min=f"(0-{after}", max="+", count=limit)
