@@ -440,3 +440,13 @@ def test_an_upload_without_a_checksum_is_refused_before_any_byte_is_read(
     assert response.status_code == 422
     assert [error["field"] for error in response.json()["errors"]] == ["sha256"]
     assert job_ids(api_stack) == before
+
+
+def test_expected_lookup_misses_stay_out_of_the_worker_log(api_stack: RunningStack) -> None:
+    # Every create first looks the volume up; libvirt would print each miss as an "error".
+    done = api_stack.run(
+        "volume.create", TEST_HV, pool=TEST_POOL, name="quiet.qcow2", capacity="1G"
+    )
+    assert done["state"] == "succeeded", done["error"]
+    log = api_stack.workers[TEST_HV].log_path.read_text()
+    assert "no storage vol with matching name 'quiet.qcow2'" not in log
