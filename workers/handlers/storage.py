@@ -125,7 +125,7 @@ class _NewVolumes:
     wanted: VolumeSpec
     full: bool
     directory: str | None  # set for full preallocation, which writes through a partial volume
-    details: str  # for events: "10.0 GiB, sparse, backed by /path"
+    details: str  # for events: "10 GiB, sparse, backed by /path"
 
 
 def _plan_new_volumes(
@@ -166,8 +166,7 @@ def _refuse_different(
             f"{name}: {describe_differences(diffs)}" for name, diffs in sorted(conflicts.items())
         )
         raise Conflict(
-            f"{len(conflicts)} volumes already exist in pool {pool.name()} with other "
-            f"properties: {listed}",
+            f"volumes already exist in pool {pool.name()} with other properties: {listed}",
             differences=conflicts,
         )
 
