@@ -13,7 +13,6 @@ from typing import Any
 
 import redis
 
-from orchestrator.lifecycle import JobState
 from orchestrator.livestate import LiveState
 
 log = logging.getLogger(__name__)
@@ -40,10 +39,12 @@ class CompletionWaiter:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                state = self.live.job(job_id)  # read after registering: no finish slips by
+                # Read after registering, so no finish slips by; only the state field while
+                # waiting, the whole job once at the end.
+                state = self.live.state(job_id)
                 left = deadline - time.monotonic()
-                if state is None or JobState(state["state"]).is_terminal or left <= 0:
-                    return state
+                if state is None or state.is_terminal or left <= 0:
+                    return self.live.job(job_id)
                 # Re-read at least every second, in case the subscription was down.
                 woken.wait(min(left, 1.0))
                 woken.clear()

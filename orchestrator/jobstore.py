@@ -53,10 +53,12 @@ def create_job(session: Session, new: NewJob) -> tuple[Job, bool]:
         updated_at=now,
         last_seq=0,
     )
-    # Table inserts with bound parameters: their compiled form is cached, while the ORM's unit
-    # of work (or values() baked into each statement) costs more than the two rows it writes.
-    session.execute(_JOB_INSERT, _row_values(job))
-    session.execute(_OUTBOX_INSERT, {"job_id": job.id, "attempt": 1, "created_at": now})
+    # Table inserts with bound parameters on the session's connection: their compiled form is
+    # cached, while the ORM's unit of work (or even Session.execute) costs more than the two
+    # rows they write.
+    connection = session.connection()
+    connection.execute(_JOB_INSERT, _row_values(job))
+    connection.execute(_OUTBOX_INSERT, {"job_id": job.id, "attempt": 1, "created_at": now})
     try:
         session.commit()
     except IntegrityError:  # a concurrent request with the same idempotency key won
