@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     api_workers: int = Field(2, ge=1)
     api_threads: int = Field(16, ge=1)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
+    upload_source_dirs: list[Path] = Field(
+        default_factory=lambda: [Path("/var/lib/libvirt/images")],
+        description="Directories volume.upload may import a source_path from, besides the "
+        "worker's var_dir; JSON list in ORCH_UPLOAD_SOURCE_DIRS.",
+    )
     max_upload_bytes: int = Field(
         256 * 1024**3,
         gt=0,
@@ -101,6 +106,12 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir.resolve() / 'orchestrator.db'}"
+
+    @property
+    def allowed_upload_dirs(self) -> list[Path]:
+        """Where volume.upload may read from: the configured directories and the var dir (the
+        content sent through the API is spooled there)."""
+        return [path.resolve() for path in [self.var_dir, *self.upload_source_dirs]]
 
     @property
     def resolved_redis_url(self) -> str:

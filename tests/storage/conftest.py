@@ -82,7 +82,10 @@ class JobHarness:
 
     @cached_property
     def settings(self) -> Settings:
-        return Settings(hypervisor="t", libvirt_uri=self.conn.getURI())
+        # Test images are written under /tmp (pytest's tmp_path).
+        return Settings(
+            hypervisor="t", libvirt_uri=self.conn.getURI(), upload_source_dirs=[Path("/tmp")]
+        )
 
     def run(self, kind: str, params: dict[str, Any], job_id: str | None = None) -> dict[str, Any]:
         job_id = job_id or f"job-{uuid.uuid4().hex[:12]}"

@@ -294,3 +294,18 @@ def test_a_worker_killed_mid_upload_leaves_no_volume_and_the_rerun_converges(
     assert pool_files(dir_pool) == ["big.img"]
     assert hashlib.sha256((dir_pool.path / "big.img").read_bytes()).hexdigest() == digest
     assert "removed an unfinished volume left by an earlier attempt" in qemu_jobs.messages()
+
+
+def test_upload_from_outside_the_allowed_directories_is_refused(
+    qemu_jobs: JobHarness, dir_pool: DirPool
+) -> None:
+    params = {"pool": dir_pool.name, "name": "shadow.img", "sha256": "0" * 64, "format": "raw"}
+    with pytest.raises(InvalidInput) as caught:
+        qemu_jobs.run("volume.upload", {**params, "source_path": "/etc/shadow"})
+    assert caught.value.extra["errors"][0]["field"] == "params.source_path"
+    assert "outside the directories uploads may come from" in caught.value.detail
+    link = dir_pool.path.parent / "innocent.img"  # a symlink inside an allowed one is followed
+    link.symlink_to("/etc/shadow")
+    with pytest.raises(InvalidInput, match="outside the directories"):
+        qemu_jobs.run("volume.upload", {**params, "source_path": str(link)})
+    assert pool_files(dir_pool) == []

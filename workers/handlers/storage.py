@@ -47,7 +47,12 @@ from workers.storage.pools import (
     require_active,
 )
 from workers.storage.spool import spooled_content
-from workers.storage.upload import prepare_upload, upload_existing_matches, write_upload
+from workers.storage.upload import (
+    check_source_allowed,
+    prepare_upload,
+    upload_existing_matches,
+    write_upload,
+)
 from workers.storage.volume_xml import VolumeDefinition, VolumeFacts, render_volume_xml
 from workers.storage.volumes import (
     create_volume,
@@ -308,6 +313,7 @@ def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]
         with spooled_content(ctx, params.sha256) as path:
             return _upload_from(ctx, params, path)
     assert params.source_path is not None  # the parameters require one source
+    check_source_allowed(params.source_path, ctx.settings.allowed_upload_dirs)
     return _upload_from(ctx, params, params.source_path)
 
 

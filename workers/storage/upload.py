@@ -8,6 +8,7 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 import libvirt
 
@@ -94,6 +95,22 @@ class UploadSource:
     size: int
     format: str
     capacity: int
+
+
+def check_source_allowed(path: str, allowed: list[Path]) -> None:
+    """InvalidInput unless ``path``, symlinks resolved, lies inside one of ``allowed``.
+
+    Without this, anyone who may submit jobs could import any file of the hypervisor (its
+    /etc/shadow, another VM's disk) into a volume and attach it to a VM of theirs.
+    """
+    real = Path(os.path.realpath(path))
+    if not any(real.is_relative_to(directory) for directory in allowed):
+        listed = ", ".join(str(directory) for directory in allowed)
+        raise _invalid(
+            "params.source_path",
+            f"{path} is outside the directories uploads may come from ({listed}); the "
+            "worker's ORCH_UPLOAD_SOURCE_DIRS lists them",
+        )
 
 
 def prepare_upload(path: str, expected_format: str | None) -> UploadSource:
