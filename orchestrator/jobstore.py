@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -70,8 +70,21 @@ def create_job(session: Session, new: NewJob) -> tuple[Job, bool]:
     return job, True
 
 
-_JOB_INSERT = insert(Base.metadata.tables["jobs"])
-_OUTBOX_INSERT = insert(Base.metadata.tables["outbox"])
+_JOBS = Base.metadata.tables["jobs"]
+_OUTBOX = Base.metadata.tables["outbox"]
+_EVENTS = Base.metadata.tables["job_events"]
+_JOB_INSERT = insert(_JOBS)
+_OUTBOX_INSERT = insert(_OUTBOX)
+# Executed with many parameter sets at once; the SET columns come from the parameters' keys.
+_DELETE_OUTBOX_ROW = delete(_OUTBOX).where(
+    _OUTBOX.c.job_id == bindparam("b_job"), _OUTBOX.c.attempt == bindparam("b_attempt")
+)
+_MOVE_JOB = update(_JOBS).where(
+    _JOBS.c.id == bindparam("b_id"), _JOBS.c.last_seq < bindparam("b_seq")
+)
+_KEEP_RUNNER = update(_JOBS).where(
+    _JOBS.c.id == bindparam("b_id"), _JOBS.c.attempt <= bindparam("b_attempt")
+)
 
 
 def _row_values(job: Job) -> dict[str, Any]:
@@ -97,10 +110,9 @@ def cancel_pending(session: Session, job_id: str) -> None:
 
 def clear_outbox(session: Session, attempts: list[tuple[str, int]]) -> None:
     """Delete the outbox rows of these (job id, attempt) pairs, in one transaction."""
-    for job_id, attempt in attempts:
-        session.execute(
-            delete(OutboxEntry).where(OutboxEntry.job_id == job_id, OutboxEntry.attempt == attempt)
-        )
+    if attempts:
+        rows = [{"b_job": job_id, "b_attempt": attempt} for job_id, attempt in attempts]
+        session.connection().execute(_DELETE_OUTBOX_ROW, rows)
     session.commit()
 
 
@@ -152,26 +164,34 @@ def list_events(session: Session, job_id: str, after: int, limit: int) -> list[J
 def apply_events(session: Session, events: Iterable[dict[str, Any]]) -> int:
     """Persist reported events (duplicates ignored) and move job rows forward; one commit.
 
-    The batch costs one bulk insert and about one UPDATE per job, whatever its number of
-    events: the write transaction stays short, so API writes waiting on the database lock
-    (SQLite has a single one) wait rarely and briefly.
+    The batch costs three statements, each run once with many parameter sets: insert the
+    events, move each job to its latest state, keep who ran it. The write transaction stays
+    short, so API writes waiting on the database lock (SQLite has a single one) wait rarely
+    and briefly.
     """
     batch = sorted(events, key=lambda e: e["seq"])
     job_ids = {event["job_id"] for event in batch}
     known = set(session.scalars(select(Job.id).where(Job.id.in_(job_ids)))) if job_ids else set()
     # An event for a job without a row (a foreign or purged job) is dropped.
     rows = [_event_values(event) for event in batch if event["job_id"] in known]
+    # Core statements run once with many parameter sets (executemany): the ORM's bulk paths
+    # and a freshly built statement per job cost more than the rows they write.
+    connection = session.connection()
     if rows:
-        session.execute(_insert_ignoring_duplicates(session, JobEvent), rows)
+        connection.execute(_insert_ignoring_duplicates(session), rows)
     latest_state: dict[str, dict[str, Any]] = {}
-    latest_start: dict[str, dict[str, Any]] = {}
+    starts: dict[str, dict[str, Any]] = {}
     for event in batch:
         if event["job_id"] in known and event.get("state"):
             latest_state[event["job_id"]] = event
             if event["state"] == JobState.RUNNING:
-                latest_start[event["job_id"]] = event
-    for job_id, event in latest_state.items():
-        _apply_state(session, event, latest_start.get(job_id))
+                starts[event["job_id"]] = event
+    if latest_state:
+        connection.execute(_MOVE_JOB, [_state_values(event) for event in latest_state.values()])
+    if starts:
+        # Who ran an attempt is kept even when its event arrives after the job moved on; the
+        # guard leaves a job that has gone on to a later attempt alone.
+        connection.execute(_KEEP_RUNNER, [_start_values(start) for start in starts.values()])
     session.commit()
     return len(rows)
 
@@ -213,12 +233,12 @@ def _same_request(earlier: Job, new: NewJob) -> Job:
     return earlier
 
 
-def _insert_ignoring_duplicates(session: Session, model: type[JobEvent]) -> Any:
+def _insert_ignoring_duplicates(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(model).on_conflict_do_nothing()
+        return postgresql.insert(_EVENTS).on_conflict_do_nothing()
     if dialect == "sqlite":
-        return sqlite.insert(model).on_conflict_do_nothing()
+        return sqlite.insert(_EVENTS).on_conflict_do_nothing()
     raise NotImplementedError(f"no duplicate-ignoring insert for {dialect}")
 
 
@@ -236,11 +256,13 @@ def _event_values(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _apply_state(session: Session, event: dict[str, Any], start: dict[str, Any] | None) -> None:
-    """Move the job to ``event``'s state unless SQL already holds a newer one."""
+def _state_values(event: dict[str, Any]) -> dict[str, Any]:
+    """Parameters of _MOVE_JOB: the job moves to ``event``'s state unless SQL holds a newer one."""
     state = JobState(event["state"])
     at = _from_epoch(event["time"])
-    values: dict[str, Any] = {
+    return {
+        "b_id": event["job_id"],
+        "b_seq": event["seq"],
         "state": state.value,
         "attempt": event["attempt"],
         "last_seq": event["seq"],
@@ -249,21 +271,13 @@ def _apply_state(session: Session, event: dict[str, Any], start: dict[str, Any] 
         "result": event.get("result") if state.is_terminal else None,
         "error": event.get("error") if state.is_terminal else None,
     }
-    if start is not None and start["attempt"] == event["attempt"]:
-        values.update(_start_values(start))
-    guard = (Job.id == event["job_id"], Job.last_seq < event["seq"])
-    moved = session.execute(update(Job).where(*guard).values(**values))
-    if start is not None and (moved.rowcount == 0 or start["attempt"] != event["attempt"]):  # type: ignore[attr-defined]
-        # Who ran the latest attempt is kept even when its event arrives after the job ended.
-        session.execute(
-            update(Job)
-            .where(Job.id == start["job_id"], Job.attempt <= start["attempt"])
-            .values(**_start_values(start))
-        )
 
 
 def _start_values(start: dict[str, Any]) -> dict[str, Any]:
+    """Parameters of _KEEP_RUNNER, from a ``running`` event."""
     return {
+        "b_id": start["job_id"],
+        "b_attempt": start["attempt"],
         "started_at": _from_epoch(start["time"]),
         "worker": (start.get("data") or {}).get("worker"),
     }
