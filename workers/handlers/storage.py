@@ -69,17 +69,25 @@ from workers.storage.volumes import (
 @handles("volume.create")
 def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]:
     pool, name = resolve_target(ctx.libvirt, params.target)
-    require_active(pool)
+    available = require_active(pool)
     plan = _plan_new_volumes(ctx, params, pool)
-    existing = lookup_volume_or_file(pool, name, plan.directory)
-    if existing is not None:
-        return accept_existing(ctx, pool, existing, plan.wanted, params.inspect)
-    if plan.full or not params.overcommit:
-        check_space(pool, plan.definition.capacity, "params.capacity", "capacity")
+    capacity = plan.definition.capacity
     definition = replace(plan.definition, name=name)
     if plan.full:
+        existing = lookup_volume_or_file(pool, name, plan.directory)
+        if existing is not None:
+            return accept_existing(ctx, pool, existing, plan.wanted, params.inspect)
+        check_space(pool, capacity, "params.capacity", "capacity", available)
         volume, ours = _create_preallocated(ctx, pool, plan.directory, definition)
     else:
+        # Sparse: no lookup first. A volume that exists makes createXML fail and is then
+        # compared (create_or_find); only a capacity the pool cannot hold looks first, since
+        # a volume that already exists as asked needs no space.
+        if not params.overcommit and capacity > available:
+            existing = lookup_volume(pool, name)
+            if existing is not None:
+                return accept_existing(ctx, pool, existing, plan.wanted, params.inspect)
+            check_space(pool, capacity, "params.capacity", "capacity", available)
         volume, ours = create_or_find(ctx, pool, name, render_volume_xml(definition))
     if not ours:
         return accept_existing(ctx, pool, volume, plan.wanted, params.inspect)
@@ -90,7 +98,7 @@ def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]
 @handles("volume.create_many")
 def volume_create_many(ctx: JobContext, params: VolumeCreateManyParams) -> dict[str, Any]:
     pool = find_pool(ctx.libvirt, params.pool)
-    require_active(pool)
+    available = require_active(pool)
     plan = _plan_new_volumes(ctx, params, pool)
     wanted = set(params.names)
     # One listing instead of a lookup per name; only the requested ones are described.
@@ -99,7 +107,7 @@ def volume_create_many(ctx: JobContext, params: VolumeCreateManyParams) -> dict[
     _refuse_different(pool, plan.wanted, facts)
     missing = [name for name in params.names if name not in present]
     if missing and not params.overcommit:
-        check_space(pool, plan.definition.capacity, "params.capacity", "capacity")
+        check_space(pool, plan.definition.capacity, "params.capacity", "capacity", available)
     if missing:
         ctx.event(
             f"creating {len(missing)} {params.format} volumes in pool {pool.name()} "

@@ -101,9 +101,17 @@ def create_in_parallel(
     return made
 
 
-def check_space(pool: libvirt.virStoragePool, needed: int, field: str, what: str) -> None:
-    """InvalidInput naming ``field`` when ``needed`` bytes exceed the pool's available space."""
-    available = available_bytes(pool)
+def check_space(
+    pool: libvirt.virStoragePool,
+    needed: int,
+    field: str,
+    what: str,
+    available: int | None = None,
+) -> None:
+    """InvalidInput naming ``field`` when ``needed`` bytes exceed the pool's available space
+    (``available``, when the caller has just read it, saves asking libvirt again)."""
+    if available is None:
+        available = available_bytes(pool)
     if needed > available:
         message = (
             f"{what} of {format_size(needed)} is more than the {format_size(available)} "

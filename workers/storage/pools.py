@@ -44,12 +44,18 @@ def find_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
         raise
 
 
-def require_active(pool: libvirt.virStoragePool) -> None:
-    if not pool.isActive():
+_ACTIVE_STATES = (libvirt.VIR_STORAGE_POOL_RUNNING, libvirt.VIR_STORAGE_POOL_DEGRADED)
+
+
+def require_active(pool: libvirt.virStoragePool) -> int:
+    """Conflict unless the pool runs; returns its available bytes (the same libvirt call)."""
+    state, _capacity, _allocation, available = pool.info()
+    if state not in _ACTIVE_STATES:
         raise Conflict(
             f"storage pool {pool.name()!r} is not running; start it (pool.ensure) first",
             pool=pool.name(),
         )
+    return int(available)
 
 
 def pool_layout(pool: libvirt.virStoragePool) -> PoolLayout:
