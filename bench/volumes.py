@@ -3,7 +3,8 @@
 Starts its own stack (redis-server on a free port, API, recorder, one worker with concurrency 8
 on qemu:///system), makes a directory pool with a ``pool.ensure`` job and a base volume, then
 submits N ``volume.create`` overlay jobs from a few client threads and waits for all, then N
-more overlays as one ``volume.create_many`` job. Beside them, in a fresh directory, a
+more with each client doing ``POST /v1/jobs?wait=`` (one request per job), then N more as one
+``volume.create_many`` job. Beside them, in a fresh directory, a
 sequential ``qemu-img create -f qcow2 -b base -F qcow2`` loop makes the same N overlays; last,
 libvirt's storage API alone makes N more: the most the API path can reach, as its worker goes
 through libvirt. Reports the CPU each process spent per volume (libvirtd includes the qemu-img
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import libvirt
+import requests
 
 from bench.cpu import CpuMeter, per_item_ms, pid_of
 from bench.settings import bench_settings
@@ -115,6 +117,39 @@ def api_overlays(api_url: str, pool: str, count: int, clients: int) -> dict[str,
         job_latency_p95_s=round(_p95(latencies), 3) if latencies else None,
         first_error=failed[0]["error"] if failed else None,
     )
+
+
+def api_overlays_post_wait(api_url: str, pool: str, count: int, clients: int) -> dict[str, Any]:
+    """``count`` overlay jobs, each ``POST /v1/jobs?wait=`` (one request per job, as CI does),
+    from ``clients`` threads: ``clients`` jobs in flight at a time."""
+    backing = f"{pool}/{BASE}"
+
+    def run_share(share: range) -> list[dict[str, Any]]:
+        http = requests.Session()
+        done = []
+        for i in share:
+            params = {"pool": pool, "name": waited_name(i), "backing": backing, "inspect": False}
+            body = {"kind": "volume.create", "hypervisor": HYPERVISOR, "params": params}
+            done.append(http.post(f"{api_url}/v1/jobs", params={"wait": 60}, json=body).json())
+        return done
+
+    shares = [range(start, count, clients) for start in range(clients)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool_of_clients:
+        jobs = [job for done in pool_of_clients.map(run_share, shares) for job in done]
+    wall = time.perf_counter() - started
+    failed = [job for job in jobs if job.get("state") != "succeeded"]
+    return result_row(
+        f"API, POST ?wait per volume from {clients} clients",
+        count,
+        count - len(failed),
+        wall,
+        first_error=(failed[0].get("error") or failed[0]) if failed else None,
+    )
+
+
+def waited_name(index: int) -> str:
+    return f"waited-{index:04d}.qcow2"
 
 
 def api_batch_overlays(api_url: str, pool: str, count: int, parallel: int) -> dict[str, Any]:
@@ -236,9 +271,10 @@ def remove_pool(name: str) -> None:
 
 def rate_ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Each API path's rate over the shell loop's (the target: at least 1) and over libvirt's."""
-    api, batch, shell, direct = rows
+    api, waited, batch, shell, direct = rows
     return {
         "api_jobs_over_shell": round(api["rate_per_s"] / shell["rate_per_s"], 3),
+        "api_post_wait_over_shell": round(waited["rate_per_s"] / shell["rate_per_s"], 3),
         "api_batch_over_shell": round(batch["rate_per_s"] / shell["rate_per_s"], 3),
         "api_jobs_over_libvirt_alone": round(api["rate_per_s"] / direct["rate_per_s"], 3),
         "api_batch_over_libvirt_alone": round(batch["rate_per_s"] / direct["rate_per_s"], 3),
@@ -312,6 +348,13 @@ def run(
         raise RuntimeError(f"overlay jobs failed: {api['first_error']}")
     check_overlays(pool_dir, [overlay_name(i) for i in range(args.count)])
     meter.start()
+    waited = api_overlays_post_wait(stack.settings.resolved_api_url, pool, args.count, args.clients)
+    waited["cpu_ms_per_volume"] = per_item_ms(meter.stop(), args.count)
+    print(f"API POST ?wait: {waited['rate_per_s']} volumes/s ({waited['ok']} ok)", flush=True)
+    if waited["first_error"]:
+        raise RuntimeError(f"overlay jobs failed: {waited['first_error']}")
+    check_overlays(pool_dir, [waited_name(i) for i in range(args.count)])
+    meter.start()
     batch = api_batch_overlays(stack.settings.resolved_api_url, pool, args.count, args.parallel)
     batch["cpu_ms_per_volume"] = per_item_ms(meter.stop(), args.count)
     print(f"API batch: {batch['rate_per_s']} volumes/s ({batch['ok']} made)", flush=True)
@@ -325,7 +368,7 @@ def run(
     direct["cpu_ms_per_volume"] = per_item_ms(meter.stop(), args.count)
     print(f"libvirt alone: CPU ms per volume {direct['cpu_ms_per_volume']}", flush=True)
     print(f"libvirt alone: {direct['rate_per_s']} volumes/s", flush=True)
-    return [api, batch, shell, direct]
+    return [api, waited, batch, shell, direct]
 
 
 def write_report(
