@@ -63,3 +63,18 @@ def test_failures_under_the_limit_let_later_batches_run(fleet, options, pool) ->
         pool=pool,
     )
     assert len(result.succeeded) == 5 and result.stopped_reason is None
+
+
+def test_a_cancel_skips_the_hosts_not_yet_started(fleet, options, pool) -> None:
+    asked = iter([False])  # the first host starts; the cancel comes before the second
+    result = run_fleet(
+        fleet.targets()[:4],
+        PingCall(),
+        options.model_copy(update={"serial": 1}),
+        pool=pool,
+        cancelled=lambda: next(asked, True),
+    )
+
+    assert [r.status for r in result.values()] == [HostStatus.OK] + [HostStatus.SKIPPED] * 3
+    assert "cancelled" in (result.stopped_reason or "")
+    assert not result.all_ok

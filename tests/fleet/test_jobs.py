@@ -139,6 +139,33 @@ def test_output_arrives_as_events_while_the_command_still_runs(
     assert stack.api.wait(submitted["id"], timeout=30)["state"] == "succeeded"
 
 
+def test_cancelling_a_running_fleet_job_skips_the_hosts_not_yet_started(
+    stack: RunningStack, fleet: SshdFleet
+) -> None:
+    submitted = stack.submit(
+        "fleet.run",
+        HV,
+        inventory=inventory_text(fleet, fleet.hosts[:4]),
+        call={"module": "shell", "cmd": "echo started; sleep 2"},
+        options=fleet_options(fleet, serial=1),
+    )
+    deadline = time.monotonic() + 10
+    while not any(e["message"] == "started" for e in stack.api.events(submitted["id"])):
+        assert time.monotonic() < deadline, "the first host never started"
+        time.sleep(0.05)
+    url = f"{stack.settings.resolved_api_url}/v1/jobs/{submitted['id']}/cancel"
+    assert requests.post(url, timeout=10).status_code == 202  # asked; it stops between hosts
+
+    done = stack.api.wait(submitted["id"], timeout=30)
+
+    assert done["state"] == "failed"
+    assert "cancelled" in done["error"]["detail"]
+    totals = summary_of(done)["totals"]
+    assert (totals["ok"], totals["skipped"]) == (1, 3)
+    started = [e for e in stack.api.events(submitted["id"]) if e["message"] == "started"]
+    assert len(started) == 1
+
+
 def test_an_unreachable_host_is_reported_apart_and_relaunch_reruns_only_it(
     stack: RunningStack, fleet: SshdFleet, spare_host: SshdHost
 ) -> None:

@@ -50,17 +50,19 @@ def run_fleet(
     on_output: OutputCallback | None = None,
     *,
     pool: ConnectionPool | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> FleetResult:
     """Run ``call`` on every target and return each host's result.
 
     ``on_output(host, stream, line)`` gets output lines as they arrive, from worker threads,
     already redacted. Connections stay in ``pool`` (the process-wide one by default) for the
-    next run. Never raises for a host's failure; raises ValueError on duplicate host names.
+    next run. Once ``cancelled()`` is true, hosts not yet started are skipped (those running
+    finish). Never raises for a host's failure; raises ValueError on duplicate host names.
     """
     options = options or FleetOptions()
     _check_unique(targets)
     redact = Redactor(s for t in targets for s in t.secrets())
-    run = _Run(call, options, pool or default_pool(), redact, on_output)
+    run = _Run(call, options, pool or default_pool(), redact, on_output, cancelled)
     by_name = {t.name: t for t in targets}
     results: dict[str, HostResult] = {}
     stopped: str | None = None
@@ -72,6 +74,7 @@ def run_fleet(
             done = list(threads.map(run.host, [by_name[h] for h in batch]))
             results.update({r.host: r for r in done})
             stopped = _stop_reason(done, options.max_fail_percentage, number)
+            stopped = stopped or (CANCELLED if run.cancel_seen else None)
     ordered = {t.name: results[t.name] for t in targets}
     return FleetResult(ordered, stopped_reason=stopped)
 
@@ -86,9 +89,12 @@ class _Run:
         pool: ConnectionPool,
         redact: Redactor,
         on_output: OutputCallback | None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
         self.call, self.options, self.pool, self.redact = call, options, pool, redact
         self.on_output = on_output
+        self.cancelled = cancelled
+        self.cancel_seen = False
         verifier = HostKeyVerifier(
             options.host_key_policy, options.known_hosts_files, options.known_hosts_store
         )
@@ -101,6 +107,9 @@ class _Run:
         )
 
     def host(self, target: HostTarget) -> HostResult:
+        if self.cancel_seen or (self.cancelled is not None and self.cancelled()):
+            self.cancel_seen = True
+            return _skipped(target.name, CANCELLED)
         started = time.perf_counter()
         try:
             result = self._connect_and_run(target)
@@ -192,6 +201,9 @@ class _Run:
                 log.exception("on_output callback failed for %s", host)
 
         return sink
+
+
+CANCELLED = "cancelled: hosts not yet started were skipped"
 
 
 def _stop_reason(batch: list[HostResult], max_fail: float | None, number: int) -> str | None:

@@ -46,7 +46,7 @@ def run_fleet_job(ctx: JobContext, params: FleetTargetParams, call: AnyCall) -> 
         data={"module": call.module, "hosts": len(targets), "forks": options.forks},
     )
     with OutputEvents(lambda host, message, data: ctx.event(message, host=host, data=data)) as out:
-        result = run_fleet(targets, call, options, out.line)
+        result = run_fleet(targets, call, options, out.line, cancelled=ctx.cancel_requested)
     for host_result in result.values():
         _report_host(ctx, host_result)
     summary = _summary(result, params, inventory, call)
