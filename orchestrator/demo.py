@@ -11,7 +11,7 @@ from orchestrator.client import ApiClient, ApiError
 from orchestrator.demo_domains import DOMAIN_STEPS
 from orchestrator.demo_fleet import FLEET_STEPS
 from orchestrator.demo_steps import Step, job_step
-from orchestrator.demo_storage import STORAGE_STEPS
+from orchestrator.demo_storage import POOL_REMOVAL_STEP, STORAGE_STEPS
 from orchestrator.settings import Settings
 from orchestrator.stack import LocalStack, running_stack
 
@@ -59,5 +59,6 @@ STEPS: list[tuple[str, Step]] = [
     ("hypervisor.facts: what libvirt says about this machine", job_step("hypervisor.facts")),
     *STORAGE_STEPS,
     *DOMAIN_STEPS,
+    POOL_REMOVAL_STEP,
     *FLEET_STEPS,
 ]

@@ -1,9 +1,8 @@
 """The storage part of ``orchestrator demo``: a pool, a base image, a linked clone, a listing,
 then the two volumes deleted again, each a job through the API on the local hypervisor.
 
-The pool (``orchestrator-demo`` at ``var/pool``) stays defined: there is no job kind that
-removes a pool, and the next demo run finds it as asked. ``virsh pool-destroy`` and
-``virsh pool-undefine`` remove it by hand.
+The pool (``orchestrator-demo-<hash>`` at ``var/pool``) serves the domain steps too; the last
+step of the demo (:data:`POOL_REMOVAL_STEP`) removes it.
 """
 
 from __future__ import annotations
@@ -68,3 +67,9 @@ STORAGE_STEPS: list[tuple[str, Step]] = [
         job_step("volume.delete", lambda settings: dict(pool=demo_pool(settings), name=BASE)),
     ),
 ]
+
+
+POOL_REMOVAL_STEP: tuple[str, Step] = (
+    "pool.delete: the demo pool, with anything a failed step left in it (the directory stays)",
+    job_step("pool.delete", lambda settings: {"name": demo_pool(settings), "delete_volumes": True}),
+)

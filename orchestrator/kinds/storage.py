@@ -275,3 +275,18 @@ class PoolEnsureParams(JobParams):
     name: PoolName
     path: HostPath = Field(description="The pool's directory; created when missing.")
     autostart: bool = True
+
+
+@job_kind(
+    "pool.delete",
+    "Ensure a storage pool is gone: stopped and undefined (its directory stays). A pool that "
+    "holds volumes is a conflict unless delete_volumes is set.",
+    safe_to_rerun=True,
+)
+class PoolDeleteParams(JobParams):
+    name: PoolName
+    delete_volumes: bool = Field(
+        False,
+        description="Delete the pool's volumes first; a volume that is a VM's disk still "
+        "stops the job (409).",
+    )

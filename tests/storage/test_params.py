@@ -17,6 +17,7 @@ STORAGE_KINDS = [
     "volume.delete",
     "volume.upload",
     "volume.create_many",
+    "pool.delete",
     "volume.list",
     "pool.list",
     "pool.ensure",

@@ -14,6 +14,7 @@ import libvirt
 
 from orchestrator.errors import Conflict, InvalidInput, JobFailed, NotFound
 from orchestrator.kinds.storage import (
+    PoolDeleteParams,
     PoolEnsureParams,
     PoolListParams,
     VolumeCloneParams,
@@ -43,6 +44,7 @@ from workers.storage.pools import (
     ensure_dir_pool,
     find_pool,
     local_pool_dir,
+    pool_layout,
     refresh_pool,
     require_active,
 )
@@ -390,6 +392,52 @@ def pool_ensure(ctx: JobContext, params: PoolEnsureParams) -> dict[str, Any]:
     else:
         ctx.event(f"storage pool {params.name} already exists as asked")
     return {**describe_pool(pool), "actions": actions, "changed": bool(actions)}
+
+
+@handles("pool.delete")
+def pool_delete(ctx: JobContext, params: PoolDeleteParams) -> dict[str, Any]:
+    try:
+        pool = ctx.libvirt.storagePoolLookupByName(params.name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+            raise
+        ctx.event(f"storage pool {params.name} does not exist; nothing to delete")
+        return {"name": params.name, "path": None, "changed": False, "deleted_volumes": []}
+    path = pool_layout(pool).path
+    deleted = _empty_pool(ctx, pool, params.delete_volumes) if pool.isActive() else []
+    try:
+        if pool.isActive():
+            pool.destroy()
+        pool.undefine()
+    except libvirt.libvirtError as exc:
+        raise JobFailed(f"libvirt could not remove storage pool {params.name!r}: {exc}") from None
+    volumes = f" and its {len(deleted)} volumes" if deleted else ""
+    ctx.event(f"removed storage pool {params.name}{volumes}; its directory {path} stays")
+    return {"name": params.name, "path": path, "changed": True, "deleted_volumes": deleted}
+
+
+def _empty_pool(ctx: JobContext, pool: libvirt.virStoragePool, delete_volumes: bool) -> list[str]:
+    """Delete the running pool's volumes when asked; Conflict when it holds any otherwise, or
+    when one is a disk of a domain. Nothing is deleted unless everything may be."""
+    refresh_pool(pool)
+    volumes = sorted(pool.listAllVolumes(), key=lambda volume: volume.name())
+    if not volumes:
+        return []
+    names = [volume.name() for volume in volumes]
+    if not delete_volumes:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise Conflict(
+            f"storage pool {pool.name()!r} holds {len(names)} volumes ({shown}); set "
+            "delete_volumes to delete them with it",
+            volumes=names,
+        )
+    in_use = {v.name(): users for v in volumes if (users := domains_using(ctx.libvirt, v))}
+    if in_use:
+        listed = "; ".join(f"{name}: {', '.join(users)}" for name, users in in_use.items())
+        raise Conflict(f"volumes of pool {pool.name()!r} are disks of domains: {listed}")
+    for volume in volumes:
+        delete_volume(volume)
+    return names
 
 
 def _backing(
