@@ -40,6 +40,12 @@ def heartbeat_key(hypervisor: str) -> str:
     return f"orch:hb:{hypervisor}"
 
 
+def instance_key(instance: str) -> str:
+    """Set while the worker process ``instance`` beats: the jobs it claimed are not lost, even
+    with another process serving the same hypervisor (a rolling restart, a second worker)."""
+    return f"orch:hb-instance:{instance}"
+
+
 # Shared by every script: append one event to the job's stream and the recorder's stream,
 # moving the job to a new state when one is given and the transition is allowed.
 _EMIT = """
@@ -313,8 +319,13 @@ class LiveState:
         payload = json.dumps({**info, "last_seen": time.time()})
         pipe = self.redis.pipeline()
         pipe.set(heartbeat_key(hypervisor), payload, px=int(ttl * 1000))
+        if info.get("instance"):
+            pipe.set(instance_key(info["instance"]), hypervisor, px=int(ttl * 1000))
         pipe.hset(HYPERVISORS, hypervisor, payload)
         pipe.execute()
+
+    def instance_alive(self, instance: str) -> bool:
+        return bool(self.redis.exists(instance_key(instance)))
 
     def heartbeat(self, hypervisor: str) -> dict[str, Any] | None:
         raw = self.redis.get(heartbeat_key(hypervisor))

@@ -159,14 +159,16 @@ class Recorder:
         return handled
 
     def _worker_gone(self, live_job: dict[str, Any]) -> str | None:
+        # Liveness is per worker process: another process beating for the same hypervisor
+        # (a second worker, or the new one of a rolling restart) keeps nobody else's job alive.
+        instance = live_job.get("instance")
+        if instance and self.live.instance_alive(instance):
+            return None
         hypervisor = live_job.get("hypervisor", "?")
-        beat = self.live.heartbeat(hypervisor)
         worker = live_job.get("worker", "?")
-        if beat is None:
+        if self.live.heartbeat(hypervisor) is None:
             return f"worker {worker} on hypervisor {hypervisor} stopped heartbeating"
-        if beat.get("instance") != live_job.get("instance"):
-            return f"worker {worker} on hypervisor {hypervisor} restarted during the job"
-        return None
+        return f"worker {worker} on hypervisor {hypervisor} stopped or restarted during the job"
 
     def _handle_lost(self, live_job: dict[str, Any], reason: str) -> None:
         job_id, attempt = live_job["id"], live_job["attempt"]

@@ -81,6 +81,35 @@ def test_a_kind_safe_to_rerun_runs_once_more_after_its_worker_dies_never_concurr
     assert "stopped heartbeating" in requeue["message"]
 
 
+def test_two_workers_on_one_hypervisor_keep_their_own_jobs_alive_and_only_those(
+    make_stack,  # type: ignore[no-untyped-def]
+) -> None:
+    # Two processes beating for one hypervisor: a rolling restart, or a second worker.
+    stack = make_stack({"hv-a": TEST_URI})
+    second = stack.stack.launch(stack.stack.worker("hv-a", TEST_URI))
+    second.wait_ready(60)
+    workers = {stack.workers["hv-a"].pid: stack.workers["hv-a"], second.pid: second}
+    body = {
+        "kind": "ping",
+        "params": {"delay": 1.5},
+        "hypervisor": "hv-a",
+        "on_worker_lost": "fail",
+    }
+    jobs = [stack.api.submit(body) for _ in range(8)]  # more than one worker's 4 threads
+    done = [stack.api.wait(job["id"], timeout=30) for job in jobs]
+    assert [job["state"] for job in done] == ["succeeded"] * 8
+    assert {job["result"]["pid"] for job in done} == set(workers)  # both served jobs
+
+    long = stack.api.submit({**body, "params": {"delay": 30}})
+    running = wait_for_state(stack, long["id"], "running")
+    runner_pid = int(running["worker"].rsplit(":", 1)[1])
+    workers[runner_pid].kill(signal.SIGKILL)
+
+    lost = stack.api.wait(long["id"], timeout=20)
+    assert lost["state"] == "lost"
+    assert "stopped or restarted during the job" in lost["error"]["detail"]
+
+
 def test_a_job_posted_while_redis_is_down_is_published_once_redis_is_back(
     make_stack,
     tmp_path: Path,  # type: ignore[no-untyped-def]
