@@ -450,3 +450,23 @@ def test_expected_lookup_misses_stay_out_of_the_worker_log(api_stack: RunningSta
     assert done["state"] == "succeeded", done["error"]
     log = api_stack.workers[TEST_HV].log_path.read_text()
     assert "no storage vol with matching name 'quiet.qcow2'" not in log
+
+
+@pytest.mark.libvirtd
+def test_sent_content_that_points_at_another_file_is_refused_naming_the_content(
+    api_stack: RunningStack, kvm_pool: KvmPool, tmp_path: Path
+) -> None:
+    base = tmp_path / "base.qcow2"
+    overlay = tmp_path / "overlay.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "8M"], check=True)
+    make_overlay = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2"]
+    subprocess.run([*make_overlay, str(overlay)], check=True)
+    sha256 = hashlib.sha256(overlay.read_bytes()).hexdigest()
+
+    response = put_content(api_stack, kvm_pool.name, "o.qcow2", overlay, sha256=sha256)
+
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["field"] == "content"
+    assert error["message"].startswith("the content sent refers to another file")
+    assert not (kvm_pool.path / "o.qcow2").exists()

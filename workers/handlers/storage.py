@@ -50,6 +50,7 @@ from workers.storage.pools import (
 )
 from workers.storage.spool import spooled_content
 from workers.storage.upload import (
+    UploadFile,
     check_source_allowed,
     prepare_upload,
     upload_existing_matches,
@@ -321,16 +322,16 @@ def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]
 def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]:
     if params.content_from_api:
         with spooled_content(ctx, params.sha256) as path:
-            return _upload_from(ctx, params, path)
+            return _upload_from(ctx, params, UploadFile.sent_content(path))
     assert params.source_path is not None  # the parameters require one source
     check_source_allowed(params.source_path, ctx.settings.allowed_upload_dirs)
-    return _upload_from(ctx, params, params.source_path)
+    return _upload_from(ctx, params, UploadFile.source_path(params.source_path))
 
 
-def _upload_from(ctx: JobContext, params: VolumeUploadParams, source_path: str) -> dict[str, Any]:
+def _upload_from(ctx: JobContext, params: VolumeUploadParams, file: UploadFile) -> dict[str, Any]:
     pool, name = resolve_target(ctx.libvirt, params.target)
     require_active(pool)
-    source = prepare_upload(source_path, params.format)
+    source = prepare_upload(file, params.format)
     wanted = VolumeSpec(
         format=source.format,
         capacity=source.capacity,
@@ -345,14 +346,14 @@ def _upload_from(ctx: JobContext, params: VolumeUploadParams, source_path: str) 
         upload_existing_matches(existing, directory, params.sha256)
         result = accept_existing(ctx, pool, existing, wanted, params.inspect)
         return {**result, "sha256": params.sha256}
-    check_space(pool, source.size, "params.source_path", "the file")
-    ctx.event(f"uploading {source_path} ({format_size(source.size)}) to {pool.name()}/{name}")
+    check_space(pool, source.size, file.field, "the file")
+    ctx.event(f"uploading {file.label} ({format_size(source.size)}) to {pool.name()}/{name}")
 
     def upload(temp: str) -> libvirt.virStorageVol:
         definition = VolumeDefinition(
             temp, source.size, "raw", owner=params.owner, group=params.group, mode=params.mode
         )
-        return write_upload(ctx.libvirt, pool, definition, source_path, params.sha256)
+        return write_upload(ctx.libvirt, pool, definition, file, params.sha256)
 
     published = build_and_publish(pool, directory, name, ctx.job_id, upload, ctx.created)
     volume = published.volume
@@ -362,7 +363,7 @@ def _upload_from(ctx: JobContext, params: VolumeUploadParams, source_path: str) 
         volume = _existing_volume(pool, name)
     if not published.ours:
         return accept_existing(ctx, pool, volume, wanted, params.inspect)
-    ctx.event(f"uploaded {source_path} to {pool.name()}/{name}, sha256 verified")
+    ctx.event(f"uploaded {file.label} to {pool.name()}/{name}, sha256 verified")
     result = volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
     return {**result, "sha256": params.sha256}
 

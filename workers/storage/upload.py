@@ -113,31 +113,51 @@ def check_source_allowed(path: str, allowed: list[Path]) -> None:
         )
 
 
-def prepare_upload(path: str, expected_format: str | None) -> UploadSource:
-    """Check that ``path`` is a non-empty, self-contained qcow2 or raw image; InvalidInput else."""
+@dataclass(frozen=True)
+class UploadFile:
+    """The file to import, and how errors name it: a source_path, or content sent to the API
+    (spooled to a path of the worker's that would mean nothing to the client)."""
+
+    path: str
+    label: str
+    field: str
+
+    @classmethod
+    def source_path(cls, path: str) -> UploadFile:
+        return cls(path, path, "params.source_path")
+
+    @classmethod
+    def sent_content(cls, spooled: str) -> UploadFile:
+        return cls(spooled, "the content sent", "content")
+
+
+def prepare_upload(source: UploadFile, expected_format: str | None) -> UploadSource:
+    """Check that the file is a non-empty, self-contained qcow2 or raw image; InvalidInput else."""
+    path, label, field = source.path, source.label, source.field
     try:
         size = regular_file_size(path)
     except OSError as exc:
-        raise _invalid("params.source_path", f"cannot read {path}: {exc.strerror}") from None
+        raise _invalid(field, f"cannot read {label}: {exc.strerror}") from None
     except ValueError as exc:
-        raise _invalid("params.source_path", f"{path} {exc}") from None
+        raise _invalid(field, f"{label} {exc}") from None
     if size == 0:
-        raise _invalid("params.source_path", f"{path} is empty")
+        raise _invalid(field, f"{label} is empty")
     try:
         info = image_info(path)
     except RuntimeError as exc:
-        raise _invalid("params.source_path", f"qemu-img cannot read {path}: {exc}") from None
+        raise _invalid(field, f"qemu-img cannot read {label}: {exc}") from None
     detected = info["format"]
     if detected not in ("qcow2", "raw"):
-        raise _invalid("params.source_path", f"{path} holds a {detected} image; use qcow2 or raw")
+        raise _invalid(field, f"{label} holds a {detected} image; use qcow2 or raw")
     if expected_format and expected_format != detected:
-        raise _invalid("params.format", f"{path} holds a {detected} image, not {expected_format}")
+        raise _invalid("params.format", f"{label} holds a {detected} image, not {expected_format}")
     # An image that points at other files would give whoever made it a path into the host.
     for reference in ("backing_file", "data_file"):
         if info[reference]:
             raise _invalid(
-                "params.source_path",
-                f"{path} refers to another file ({info[reference]}); upload a self-contained image",
+                field,
+                f"{label} refers to another file ({info[reference]}); upload a self-contained "
+                "image",
             )
     return UploadSource(size=size, format=detected, capacity=int(info["virtual_size"]))
 
@@ -146,17 +166,17 @@ def write_upload(
     conn: libvirt.virConnect,
     pool: libvirt.virStoragePool,
     definition: VolumeDefinition,
-    path: str,
+    source: UploadFile,
     sha256: str,
 ) -> libvirt.virStorageVol:
-    """A new volume holding the content of ``path``; on any failure the volume is removed."""
+    """A new volume holding the file's content; on any failure the volume is removed."""
     volume = create_volume(pool, render_volume_xml(definition))
     try:
-        upload_file(conn, volume, path, definition.capacity, sha256)
+        upload_file(conn, volume, source.path, definition.capacity, sha256)
     except ChecksumMismatch as exc:
         delete_volume(volume)
         raise _invalid(
-            "params.sha256", f"{path} has sha256 {exc.actual}, not the expected {sha256}"
+            "params.sha256", f"{source.label} has sha256 {exc.actual}, not the expected {sha256}"
         ) from None
     except BaseException:
         delete_volume(volume)
