@@ -222,6 +222,22 @@ def test_copy_twice_reports_changed_once(
     assert dest.read_text() == "welcome\n"
 
 
+def test_a_directory_in_fleet_files_is_copied_with_its_trailing_slash_meaning_kept(
+    stack: RunningStack, fleet: SshdFleet, files: Path, tmp_path: Path
+) -> None:
+    (files / "site" / "css").mkdir(parents=True, exist_ok=True)
+    (files / "site" / "css" / "main.css").write_text("body {}\n")
+    dest = tmp_path / "www"
+    job = run(
+        stack,
+        inventory=inventory_text(fleet, fleet.hosts[:1]),
+        call={"module": "copy", "src": "site/", "dest": str(dest)},
+        options=fleet_options(fleet),
+    )
+    assert job["state"] == "succeeded", job["error"]
+    assert (dest / "css" / "main.css").read_text() == "body {}\n"  # the contents, not site/
+
+
 def test_local_paths_outside_fleet_files_are_refused_at_submit(
     stack: RunningStack, fleet: SshdFleet
 ) -> None:

@@ -71,3 +71,52 @@ def test_fetch_again_reports_unchanged(fleet, options, pool, tmp_path: Path) -> 
 
     assert {r.status for r in first.values()} == {HostStatus.CHANGED}
     assert {r.status for r in second.values()} == {HostStatus.OK}
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): path.read_text()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_directory_is_copied_file_by_file_and_a_second_copy_changes_nothing(
+    fleet, options, pool, tmp_path: Path
+) -> None:
+    src = tmp_path / "site"
+    (src / "conf.d").mkdir(parents=True)
+    (src / "index.html").write_text("<h1>hi</h1>\n")
+    (src / "conf.d" / "app.conf").write_text("port = 80\n")
+    dest = tmp_path / "srv"
+    targets = fleet.targets()[:1]
+    host = targets[0].name
+
+    contents = run_fleet(targets, CopyCall(src=f"{src}/", dest=str(dest)), options, pool=pool)
+    again = run_fleet(targets, CopyCall(src=f"{src}/", dest=str(dest)), options, pool=pool)
+    itself = run_fleet(targets, CopyCall(src=str(src), dest=str(dest)), options, pool=pool)
+
+    assert contents[host].changed and contents[host].data["files"] == 2
+    assert _tree(dest / "conf.d") == {"app.conf": "port = 80\n"}
+    assert (dest / "index.html").read_text() == "<h1>hi</h1>\n"
+    assert (again[host].status, again[host].changed) == (HostStatus.OK, False)
+    assert itself[host].data["dest"] == str(dest / "site")
+    assert _tree(dest / "site") == _tree(src)
+
+
+def test_a_directory_with_a_link_leading_out_of_it_is_refused(
+    fleet, options, pool, tmp_path: Path
+) -> None:
+    src = tmp_path / "bundle"
+    src.mkdir()
+    (src / "ok.txt").write_text("fine\n")
+    (src / "secret").symlink_to("/etc/hostname")
+    targets = fleet.targets()[:1]
+
+    result = run_fleet(
+        targets, CopyCall(src=str(src), dest=str(tmp_path / "out")), options, pool=pool
+    )
+
+    assert result[targets[0].name].status is HostStatus.FAILED
+    assert "links outside" in (result[targets[0].name].error or "")
+    assert not (tmp_path / "out" / "bundle" / "ok.txt").exists()

@@ -77,11 +77,13 @@ class ScriptCall(_Call):
 
 
 class CopyCall(_Call):
-    """Put a local file at ``dest``; unchanged content, mode and owner report ``changed: false``."""
+    """Put a local file at ``dest``; unchanged content, mode and owner report ``changed: false``.
+    A directory is copied file by file: ``src/`` puts its contents into ``dest``, ``src`` the
+    directory itself (as Ansible does)."""
 
     module: Literal["copy"] = "copy"
-    src: str = Field(min_length=1, description="Local path of the file on the worker.")
-    dest: str = Field(description="Absolute remote path of the file.")
+    src: str = Field(min_length=1, description="Local path of the file or directory on the worker.")
+    dest: str = Field(description="Absolute remote path of the file (or directory).")
     mode: str | None = Field(None, pattern=r"^0?[0-7]{3,4}$", description="Octal, e.g. 0644.")
     owner: str | None = Field(None, pattern=_USER_NAME)
     group: str | None = Field(None, pattern=_USER_NAME)

@@ -1,6 +1,6 @@
 """The modules that move files: ``copy`` (SFTP up, skipped when the checksum, mode and owner
-already match, renamed into place atomically) and ``fetch`` (a capped copy back to the worker,
-under a directory per host as Ansible does)."""
+already match, renamed into place atomically; a directory file by file) and ``fetch`` (a
+capped copy back to the worker, under a directory per host as Ansible does)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,58 @@ class RemoteFile:
 
 
 def copy(conn: Connection, call: CopyCall, ctx: ModuleContext) -> ModuleOutcome:
+    if os.path.isdir(call.src):
+        return _copy_tree(conn, call, ctx)
     if not os.path.isfile(call.src):
-        raise ModuleFailed(f"copy source {call.src} is not a file on this worker")
+        raise ModuleFailed(f"copy source {call.src} is not a file or directory on this worker")
+    return _copy_file(conn, call, ctx)
+
+
+def _copy_tree(conn: Connection, call: CopyCall, ctx: ModuleContext) -> ModuleOutcome:
+    """A directory, as Ansible copies one: ``src/`` puts its contents into ``dest``, ``src``
+    the directory itself. Each file goes as a single copy does (skipped when it matches)."""
+    root = os.path.realpath(call.src)
+    top = call.dest if call.src.endswith("/") else posixpath.join(call.dest, os.path.basename(root))
+    directories, files = _tree(root, top)
+    made = _run_or_fail(conn, _mkdir_line(directories), ctx, "create directories")
+    changed = [
+        remote
+        for local, remote in files
+        if _copy_file(conn, call.model_copy(update={"src": local, "dest": remote}), ctx).changed
+    ]
+    data = {"dest": top, "files": len(files), "changed_files": changed}
+    return ModuleOutcome(failed=False, changed=bool(changed or made.strip()), data=data)
+
+
+def _tree(root: str, top: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The remote directories and (local file, remote file) pairs of the tree at ``root``.
+
+    Symlinks are followed only to files inside the tree: one leading elsewhere would copy a
+    worker file the job was never allowed to name."""
+    directories, files = [top], []
+    for current, subdirs, names in os.walk(root):
+        relative = os.path.relpath(current, root)
+        remote = top if relative == "." else posixpath.join(top, *relative.split(os.sep))
+        for name in sorted(subdirs):
+            if os.path.islink(os.path.join(current, name)):
+                raise ModuleFailed(f"{os.path.join(current, name)} is a link to a directory")
+            directories.append(posixpath.join(remote, name))
+        for name in sorted(names):
+            local = os.path.join(current, name)
+            if not os.path.realpath(local).startswith(root + os.sep):
+                raise ModuleFailed(f"{local} links outside {root}; copy does not follow it")
+            if not os.path.isfile(local):
+                raise ModuleFailed(f"{local} is not a regular file")
+            files.append((local, posixpath.join(remote, name)))
+    return directories, files
+
+
+def _mkdir_line(directories: list[str]) -> str:
+    # -v names each directory it had to create: none means nothing changed.
+    return "mkdir -pv -- " + " ".join(shlex.quote(d) for d in directories)
+
+
+def _copy_file(conn: Connection, call: CopyCall, ctx: ModuleContext) -> ModuleOutcome:
     checksum = local_sha256(call.src)
     current = _stat_remote(conn, call.dest, ctx, os.path.getsize(call.src))
     mode = int(call.mode, 8) if call.mode else (current.mode if current else 0o644)
@@ -193,11 +243,13 @@ def _install_by_sftp(sftp: paramiko.SFTPClient, beside: str, dest: str, mode: in
         raise
 
 
-def _run_or_fail(conn: Connection, line: str, ctx: ModuleContext, what: str) -> None:
+def _run_or_fail(conn: Connection, line: str, ctx: ModuleContext, what: str) -> str:
+    """Run ``line``; its stdout, or ModuleFailed with its stderr."""
     outcome = execute(conn, line, ctx, on_line=None)
     if outcome.rc != 0:
         reason = outcome.text("stderr").strip() or f"return code {outcome.rc}"
         raise ModuleFailed(f"could not {what}: {reason}")
+    return outcome.text("stdout")
 
 
 def _size_and_checksum(conn: Connection, src: str, ctx: ModuleContext) -> tuple[int, str]:

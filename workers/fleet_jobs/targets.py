@@ -78,7 +78,9 @@ def host_target(connection: HostConnection, files: Path) -> HostTarget:
 def localized_call(call: AnyCall, files: Path) -> AnyCall:
     """``call`` with its local paths resolved inside ``files``."""
     update = {
+        # A trailing '/' on a directory means "its contents" to copy; resolving drops it.
         field: str(resolve_fleet_file(files, value, f"call.{field}"))
+        + ("/" if value.endswith("/") else "")
         for field, value in local_paths(call).items()
     }
     return call.model_copy(update=update) if update else call
