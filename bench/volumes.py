@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -339,27 +340,38 @@ def run(
     print(f"shell loop: {shell['rate_per_s']} volumes/s", flush=True)
     pids = {service.name: service.pid for service in stack.services}
     meter = CpuMeter({**pids, "redis": redis.pid, "libvirtd": pid_of("libvirtd")})
-    meter.start()
-    api = api_overlays(stack.settings.resolved_api_url, pool, args.count, args.clients)
-    api["cpu_ms_per_volume"] = per_item_ms(meter.stop(), args.count)
-    print(f"API: {api['rate_per_s']} volumes/s ({api['ok']} ok)", flush=True)
-    print(f"API: CPU ms per volume {api['cpu_ms_per_volume']}", flush=True)
-    if api["first_error"]:
-        raise RuntimeError(f"overlay jobs failed: {api['first_error']}")
-    check_overlays(pool_dir, [overlay_name(i) for i in range(args.count)])
-    meter.start()
-    waited = api_overlays_post_wait(stack.settings.resolved_api_url, pool, args.count, args.clients)
-    waited["cpu_ms_per_volume"] = per_item_ms(meter.stop(), args.count)
-    print(f"API POST ?wait: {waited['rate_per_s']} volumes/s ({waited['ok']} ok)", flush=True)
-    if waited["first_error"]:
-        raise RuntimeError(f"overlay jobs failed: {waited['first_error']}")
-    check_overlays(pool_dir, [waited_name(i) for i in range(args.count)])
-    meter.start()
-    batch = api_batch_overlays(stack.settings.resolved_api_url, pool, args.count, args.parallel)
-    batch["cpu_ms_per_volume"] = per_item_ms(meter.stop(), args.count)
-    print(f"API batch: {batch['rate_per_s']} volumes/s ({batch['ok']} made)", flush=True)
-    print(f"API batch: CPU ms per volume {batch['cpu_ms_per_volume']}", flush=True)
-    check_overlays(pool_dir, [batch_name(i) for i in range(args.count)])
+    url = stack.settings.resolved_api_url
+
+    def measured(
+        label: str, make: Callable[[], dict[str, Any]], names: list[str]
+    ) -> dict[str, Any]:
+        """Run one API path under the CPU meter, then check its overlays on disk."""
+        meter.start()
+        row = make()
+        row["cpu_ms_per_volume"] = per_item_ms(meter.stop(), args.count)
+        print(f"{label}: {row['rate_per_s']} volumes/s ({row['ok']} ok)", flush=True)
+        print(f"{label}: CPU ms per volume {row['cpu_ms_per_volume']}", flush=True)
+        if row["first_error"]:
+            raise RuntimeError(f"{label}: overlay jobs failed: {row['first_error']}")
+        check_overlays(pool_dir, names)
+        return row
+
+    indexes = range(args.count)
+    api = measured(
+        "API",
+        lambda: api_overlays(url, pool, args.count, args.clients),
+        [overlay_name(i) for i in indexes],
+    )
+    waited = measured(
+        "API POST ?wait",
+        lambda: api_overlays_post_wait(url, pool, args.count, args.clients),
+        [waited_name(i) for i in indexes],
+    )
+    batch = measured(
+        "API batch",
+        lambda: api_batch_overlays(url, pool, args.count, args.parallel),
+        [batch_name(i) for i in indexes],
+    )
     meter = CpuMeter(
         {"libvirtd": pid_of("libvirtd"), "benchmark": os.getpid()}, alone=["benchmark"]
     )

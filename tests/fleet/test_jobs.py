@@ -77,6 +77,14 @@ def run(stack: RunningStack, kind: str = "fleet.run", **params: Any) -> dict[str
     return stack.run(kind, HV, **params)
 
 
+def wait_for_output(stack: RunningStack, job_id: str, line: str, timeout: float = 10) -> None:
+    """Return once the job's events carry the output ``line``."""
+    deadline = time.monotonic() + timeout
+    while not any(e["message"] == line for e in stack.api.events(job_id)):
+        assert time.monotonic() < deadline, f"output {line!r} never arrived"
+        time.sleep(0.05)
+
+
 def summary_of(job: dict[str, Any]) -> dict[str, Any]:
     """Per-host results and recap: the result of a success, inside the error of a failure."""
     return job["result"] if job["state"] == "succeeded" else job["error"]["result"]
@@ -130,10 +138,7 @@ def test_output_arrives_as_events_while_the_command_still_runs(
         call={"module": "shell", "cmd": "echo first; sleep 3; echo second"},
         options=fleet_options(fleet),
     )
-    deadline = time.monotonic() + 10
-    while not any(e["message"] == "first" for e in stack.api.events(submitted["id"])):
-        assert time.monotonic() < deadline, "the first line never arrived"
-        time.sleep(0.1)
+    wait_for_output(stack, submitted["id"], "first")
 
     assert stack.api.job(submitted["id"])["state"] == "running"
     assert stack.api.wait(submitted["id"], timeout=30)["state"] == "succeeded"
@@ -149,10 +154,7 @@ def test_cancelling_a_running_fleet_job_skips_the_hosts_not_yet_started(
         call={"module": "shell", "cmd": "echo started; sleep 2"},
         options=fleet_options(fleet, serial=1),
     )
-    deadline = time.monotonic() + 10
-    while not any(e["message"] == "started" for e in stack.api.events(submitted["id"])):
-        assert time.monotonic() < deadline, "the first host never started"
-        time.sleep(0.05)
+    wait_for_output(stack, submitted["id"], "started")
     url = f"{stack.settings.resolved_api_url}/v1/jobs/{submitted['id']}/cancel"
     assert requests.post(url, timeout=10).status_code == 202  # asked; it stops between hosts
 
