@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 import click
@@ -122,14 +123,17 @@ def submit(
 ) -> None:
     """Submit a job of KIND through the API."""
     from orchestrator.client import ApiClient
+    from orchestrator.lifecycle import JobState
 
     client = ApiClient(_settings().resolved_api_url)
     body: dict[str, Any] = {"kind": kind, "params": parse_params(params)}
     if hypervisor:
         body["hypervisor"] = hypervisor
-    job = client.submit(body)
-    if wait:
-        job = client.wait(job["id"], timeout)
+    started = time.monotonic()
+    # POST and wait in one request; a job still going after that is followed by long polls.
+    job = client.submit(body, wait=min(timeout, 300.0) if wait else 0)
+    if wait and not JobState(job["state"]).is_terminal:
+        job = client.wait(job["id"], max(0.0, timeout - (time.monotonic() - started)))
     click.echo(json.dumps(job, indent=2))
     if wait and job["state"] != "succeeded":
         sys.exit(1)

@@ -23,8 +23,13 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.http = session or requests.Session()
 
-    def submit(self, body: dict[str, Any], **headers: str) -> dict[str, Any]:
-        return self._check(self.http.post(f"{self.base_url}/v1/jobs", json=body, headers=headers))
+    def submit(self, body: dict[str, Any], wait: float = 0, **headers: str) -> dict[str, Any]:
+        """The new job; with ``wait`` (at most 300 s), once it finished or the wait ran out."""
+        params = {"wait": wait} if wait else None
+        response = self.http.post(
+            f"{self.base_url}/v1/jobs", json=body, params=params, headers=headers
+        )
+        return self._check(response)
 
     def job(self, job_id: str, wait: float = 0) -> dict[str, Any]:
         params = {"wait": wait} if wait else None

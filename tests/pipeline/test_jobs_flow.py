@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -159,3 +160,28 @@ def test_a_queued_job_can_be_cancelled_and_never_runs(make_stack) -> None:  # ty
     assert stack.api.job(job["id"])["state"] == "cancelled"
     assert not [e for e in stack.api.events(job["id"]) if e["state"] == "running"]
     assert stack.wait_recorded(job["id"], "cancelled").finished_at
+
+
+def test_the_cli_submits_and_waits_for_a_job(two_hypervisors: RunningStack) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    env = {"ORCH_API_HOST": "127.0.0.1", "ORCH_API_PORT": str(two_hypervisors.settings.api_port)}
+    ok = CliRunner().invoke(
+        main, ["submit", "ping", "--hypervisor", "hv-b", "-p", "message=hi", "--wait"], env=env
+    )
+    assert ok.exit_code == 0, ok.output
+    job = json.loads(ok.output)
+    assert (job["state"], job["result"]["message"], job["hypervisor"]) == (
+        "succeeded",
+        "hi",
+        "hv-b",
+    )
+    slow = ["submit", "ping", "--hypervisor", "hv-b", "-p", "delay=5", "--wait", "--timeout", "0.5"]
+    unfinished = CliRunner().invoke(main, slow, env=env)
+    assert unfinished.exit_code == 1  # not finished within the timeout: not a success
+    requests.post(
+        f"{two_hypervisors.settings.resolved_api_url}/v1/jobs/{json.loads(unfinished.output)['id']}/cancel",
+        timeout=10,
+    )
