@@ -53,11 +53,14 @@ def read_through_worker(
     return await_read(job_id, kind, hypervisor, timeout)
 
 
-def submit_read(kind: str, hypervisor: str, params: dict[str, Any]) -> str:
-    """Submit the read-only job to a live hypervisor's worker; its job id."""
+def submit_read(
+    kind: str, hypervisor: str, params: dict[str, Any], *, rerun_on_loss: bool = True
+) -> str:
+    """Submit the job to a live hypervisor's worker; its job id. ``rerun_on_loss=False`` for
+    a job that cannot be run again (its input was streamed once)."""
     svc = services()
     _require_alive(svc, hypervisor)
-    return _submit(svc, kind, hypervisor, params)
+    return _submit(svc, kind, hypervisor, params, rerun_on_loss)
 
 
 def await_read(job_id: str, kind: str, hypervisor: str, timeout: float) -> Any:
@@ -95,8 +98,13 @@ def _require_alive(svc: Services, hypervisor: str) -> None:
         )
 
 
-def _submit(svc: Services, kind: str, hypervisor: str, params: dict[str, Any]) -> str:
-    job_request = JobRequest(kind=kind, params=params, hypervisor=hypervisor)
+def _submit(
+    svc: Services, kind: str, hypervisor: str, params: dict[str, Any], rerun_on_loss: bool
+) -> str:
+    on_lost = None if rerun_on_loss else "fail"
+    job_request = JobRequest(
+        kind=kind, params=params, hypervisor=hypervisor, on_worker_lost=on_lost
+    )
     submitter = request.headers.get("X-Submitter", "anonymous")[:128]
     try:
         job, _ = svc.submitter.submit(job_request, submitter, None)

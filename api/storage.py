@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.live_reads import ReadFailed, read_through_worker, submit_read
+from api.live_reads import ReadFailed, WorkerTimeout, read_through_worker, submit_read
 from api.requests import float_arg
 from api.services import services
 from orchestrator.content_pipe import CHUNK_BYTES, ContentStopped, binary_client, send_content
@@ -61,34 +62,51 @@ def upload_content(name: str, pool: str, volume: str) -> tuple[Response, int, di
     ``?sha256=`` (required) is checked on the worker before anything is created; ``?format=``
     (qcow2 or raw) is the expected format. The answer comes when the job ends: 201 with the
     job when it made the volume, 200 when an identical one was there, the job's problem when
-    it failed, or 202 with its ``Location`` when it is still running after ``?wait=``.
+    it failed, or 202 with its ``Location`` when it is still running after ``?wait=``. A
+    worker that does not start reading in time is a 504 (the job then fails on its own).
     """
+    svc = services()
+    # The body is read as it arrives: image content has its own limit, not the JSON one.
+    request.max_content_length = svc.settings.max_upload_bytes
+    if (request.content_length or 0) > svc.settings.max_upload_bytes:
+        raise RequestEntityTooLarge()  # before a job exists
     params = {"pool": pool, "name": volume, "content_from_api": True}
     params.update({key: request.args[key] for key in ("sha256", "format") if key in request.args})
     wait = float_arg("wait", UPLOAD_WAIT_SECONDS, maximum=UPLOAD_WAIT_SECONDS)
-    job_id = submit_read("volume.upload", name, params)
-    svc = services()
+    # The content is streamed once: a worker lost mid-job must not start over on half of it.
+    job_id = submit_read("volume.upload", name, params, rerun_on_loss=False)
 
     def worker_gone() -> bool:
         state = svc.live.state(job_id)
         return state is not None and state.is_terminal
 
-    # The body is read as it arrives: image content has its own limit, not the JSON one.
-    request.max_content_length = svc.settings.max_upload_bytes
     client = binary_client(svc.settings.resolved_redis_url)
     try:
         send_content(
             client, job_id, iter(lambda: request.stream.read(CHUNK_BYTES), b""), worker_gone
         )
-    except ContentStopped:
-        pass  # the job ended early (a bad pool, say); its own outcome is the answer
+    except ContentStopped as exc:
+        if not worker_gone():  # nobody read: the worker is busy or gone
+            raise WorkerTimeout(str(exc), job=job_id) from None
+        # Otherwise the job ended early (a missing pool, say): its outcome is the answer.
     finally:
         client.close()
-    live = svc.completion.wait(job_id, wait)
+    return _upload_answer(job_id, svc.completion.wait(job_id, wait))
+
+
+def _upload_answer(
+    job_id: str, live: dict[str, Any] | None
+) -> tuple[Response, int, dict[str, str]]:
     headers = {"Location": f"/v1/jobs/{job_id}"}
     state = JobState(live["state"]) if live else JobState.PENDING
-    if state is JobState.FAILED and live:
-        raise ReadFailed(live.get("error") or {}, job_id)
+    if state.is_terminal and state is not JobState.SUCCEEDED:
+        error = (live or {}).get("error") or {
+            "type": "urn:orchestrator:problem:conflict",
+            "title": "Job did not finish",
+            "status": 409,
+            "detail": f"the upload job {job_id} ended {state.value}",
+        }
+        raise ReadFailed(error, job_id)
     document = live_document(live) or {"id": job_id, "state": state.value}
     if state is not JobState.SUCCEEDED:
         return jsonify(document), 202, headers

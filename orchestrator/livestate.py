@@ -106,6 +106,13 @@ return r
 """
 )
 
+# KEYS: hypervisor heartbeat, instance liveness; ARGV: instance
+_WITHDRAW_SCRIPT = """
+redis.call('DEL', KEYS[2])
+local beat = redis.call('GET', KEYS[1])
+if beat and cjson.decode(beat)['instance'] == ARGV[1] then redis.call('DEL', KEYS[1]) end
+"""
+
 # ARGV: job_id attempt worker instance now sources message data
 _CLAIM_SCRIPT = (
     _EMIT
@@ -167,6 +174,7 @@ class LiveState:
         self._queue = client.register_script(_QUEUE_SCRIPT)
         self._claim = client.register_script(_CLAIM_SCRIPT)
         self._finish = client.register_script(_FINISH_SCRIPT)
+        self._withdraw = client.register_script(_WITHDRAW_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str) -> LiveState:
@@ -326,6 +334,11 @@ class LiveState:
 
     def instance_alive(self, instance: str) -> bool:
         return bool(self.redis.exists(instance_key(instance)))
+
+    def withdraw(self, hypervisor: str, instance: str) -> None:
+        """A worker stopping on purpose: its liveness goes, and the hypervisor's heartbeat too
+        unless another process beats for it (then the latest beat is that one's)."""
+        self._withdraw(keys=[heartbeat_key(hypervisor), instance_key(instance)], args=[instance])
 
     def heartbeat(self, hypervisor: str) -> dict[str, Any] | None:
         raw = self.redis.get(heartbeat_key(hypervisor))

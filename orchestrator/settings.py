@@ -64,9 +64,10 @@ class Settings(BaseSettings):
     api_threads: int = Field(16, ge=1)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     upload_source_dirs: list[Path] = Field(
-        default_factory=lambda: [Path("/var/lib/libvirt/images")],
-        description="Directories volume.upload may import a source_path from, besides the "
-        "worker's var_dir; JSON list in ORCH_UPLOAD_SOURCE_DIRS.",
+        default_factory=list,
+        description="Directories volume.upload may import a source_path from, besides "
+        "var_dir/images; JSON list in ORCH_UPLOAD_SOURCE_DIRS. Never a pool's directory: "
+        "its files are other VMs' disks.",
     )
     max_upload_bytes: int = Field(
         256 * 1024**3,
@@ -109,9 +110,9 @@ class Settings(BaseSettings):
 
     @property
     def allowed_upload_dirs(self) -> list[Path]:
-        """Where volume.upload may read from: the configured directories and the var dir (the
-        content sent through the API is spooled there)."""
-        return [path.resolve() for path in [self.var_dir, *self.upload_source_dirs]]
+        """Where volume.upload may read a source_path from: the configured directories and
+        var_dir/images (not all of var_dir: it holds SSH keys, the database, other uploads)."""
+        return [path.resolve() for path in [self.var_dir / "images", *self.upload_source_dirs]]
 
     @property
     def resolved_redis_url(self) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import libvirt
 
-from orchestrator.livestate import LiveState, heartbeat_key
+from orchestrator.livestate import LiveState
 from orchestrator.settings import Settings
 from workers.facts import read_capacity
 
@@ -60,7 +60,7 @@ class Heartbeat:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=5)
-        self.live.redis.delete(heartbeat_key(self.settings.hypervisor))
+        self.live.withdraw(self.settings.hypervisor, self.instance)
 
     def beat(self) -> None:
         self.live.beat(self.settings.hypervisor, self.payload(), self.settings.heartbeat_ttl)

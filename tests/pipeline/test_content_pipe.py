@@ -57,7 +57,34 @@ def test_the_sender_stops_when_the_receiver_is_gone(client: redis.Redis) -> None
     chunks = (b"x" * CHUNK_BYTES for _ in range(100))
     with pytest.raises(ContentStopped, match="stopped reading"):
         send_content(client, "j2", chunks, receiver_gone=lambda: True)
-    assert client.llen(pipe_key("j2")) == WINDOW
+    assert client.llen(pipe_key("j2")) == WINDOW + 1  # the window, then the abort mark
+
+
+def test_a_sender_nobody_reads_gives_up_and_a_late_receiver_stops_at_once(
+    client: redis.Redis,
+) -> None:
+    chunks = (b"y" * CHUNK_BYTES for _ in range(100))
+    with pytest.raises(ContentStopped, match=r"read nothing for 0\.3 seconds"):
+        send_content(client, "j4", chunks, receiver_gone=lambda: False, start_timeout=0.3)
+    assert client.llen(pipe_key("j4")) == WINDOW + 1  # the unread window, then the abort mark
+    received = []
+    with pytest.raises(ContentStopped, match="sender stopped before the end"):
+        for chunk in receive_content(client, "j4", idle_timeout=5):
+            received.append(chunk)
+    assert len(received) == WINDOW
+
+
+def test_a_body_that_breaks_off_is_marked_so_the_receiver_does_not_wait(
+    client: redis.Redis,
+) -> None:
+    def broken() -> Iterator[bytes]:
+        yield b"first part"
+        raise OSError("client went away")
+
+    with pytest.raises(OSError, match="client went away"):
+        send_content(client, "j5", broken(), receiver_gone=lambda: False)
+    with pytest.raises(ContentStopped, match="sender stopped"):
+        list(receive_content(client, "j5", idle_timeout=5))
 
 
 def test_the_receiver_gives_up_when_nothing_comes(client: redis.Redis) -> None:

@@ -68,3 +68,15 @@ def test_a_waiter_returns_as_soon_as_the_job_ends(live: LiveState) -> None:
     state = CompletionWaiter(live).wait("j1", timeout=10)
     assert state is not None and state["state"] == "succeeded" and state["result"] == 1
     assert time.monotonic() - started < 0.9  # woken by the finish, not by the 1 s re-read
+
+
+def test_a_stopping_worker_withdraws_the_heartbeat_only_when_it_is_the_latest(
+    live: LiveState,
+) -> None:
+    live.beat("hv", {"instance": "old"}, ttl=30)
+    live.beat("hv", {"instance": "new"}, ttl=30)  # a second process, or a restart
+    live.withdraw("hv", "old")
+    assert not live.instance_alive("old") and live.instance_alive("new")
+    assert live.heartbeat("hv")["instance"] == "new"
+    live.withdraw("hv", "new")
+    assert live.heartbeat("hv") is None

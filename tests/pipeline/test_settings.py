@@ -37,3 +37,12 @@ def test_time_limits_must_stay_below_the_visibility_timeout() -> None:
 def test_a_hypervisor_name_that_is_not_a_queue_name_is_refused() -> None:
     with pytest.raises(ValidationError, match="hypervisor"):
         Settings(hypervisor="a b/c")
+
+
+def test_uploads_by_path_come_only_from_var_images_and_the_configured_directories(
+    tmp_path: Path,
+) -> None:
+    # Not the rest of var_dir: it holds the fleet's SSH keys, the database and other uploads.
+    settings = Settings(var_dir=tmp_path, upload_source_dirs=[tmp_path / "srv"])
+    assert settings.allowed_upload_dirs == [tmp_path / "images", tmp_path / "srv"]
+    assert Settings(var_dir=tmp_path).allowed_upload_dirs == [tmp_path / "images"]

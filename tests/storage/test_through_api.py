@@ -470,3 +470,38 @@ def test_sent_content_that_points_at_another_file_is_refused_naming_the_content(
     assert error["field"] == "content"
     assert error["message"].startswith("the content sent refers to another file")
     assert not (kvm_pool.path / "o.qcow2").exists()
+
+
+def test_a_body_over_the_upload_limit_is_413_before_any_job(
+    api_stack: RunningStack, tmp_path: Path
+) -> None:
+    from api import create_app
+
+    settings = api_stack.settings.model_copy(update={"max_upload_bytes": 1024})
+    before = job_ids(api_stack)
+    client = create_app(settings).test_client()
+    response = client.put(
+        f"/v1/hypervisors/{TEST_HV}/pools/{TEST_POOL}/volumes/big.img/content",
+        query_string={"sha256": "0" * 64},
+        data=b"x" * 4096,
+    )
+    assert response.status_code == 413
+    assert "1024 bytes" in response.get_json()["detail"]
+    assert job_ids(api_stack) == before
+
+
+@pytest.mark.libvirtd
+def test_content_already_in_the_pool_is_not_taken_in_again(
+    api_stack: RunningStack, kvm_pool: KvmPool, tmp_path: Path
+) -> None:
+    image, sha256 = _qcow2_with_pattern(tmp_path)
+    first = put_content(api_stack, kvm_pool.name, "twice.qcow2", image, sha256=sha256)
+    again = put_content(api_stack, kvm_pool.name, "twice.qcow2", image, sha256=sha256)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["result"]["changed"] is False
+    taken_in = [
+        [e["message"] for e in api_stack.api.events(r.json()["id"]) if "received" in e["message"]]
+        for r in (first, again)
+    ]
+    assert len(taken_in[0]) == 1 and taken_in[1] == []  # the checksum decided before any byte

@@ -107,7 +107,7 @@ class _Run:
         )
 
     def host(self, target: HostTarget) -> HostResult:
-        if self.cancel_seen or (self.cancelled is not None and self.cancelled()):
+        if self.cancel_seen or self._cancel_requested():
             self.cancel_seen = True
             return _skipped(target.name, CANCELLED)
         started = time.perf_counter()
@@ -119,6 +119,15 @@ class _Run:
         result.durations_ms["total"] = _ms_since(started)
         log.info("fleet %s on %s: %s", self.call.module, target.name, result.status.value)
         return result
+
+    def _cancel_requested(self) -> bool:
+        if self.cancelled is None:
+            return False
+        try:
+            return self.cancelled()
+        except Exception:  # a failed check (Redis away) must not lose the hosts already run
+            log.warning("could not check for a cancel request", exc_info=True)
+            return False
 
     def _connect_and_run(self, target: HostTarget) -> HostResult:
         for fresh in (False, True):

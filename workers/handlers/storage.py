@@ -80,7 +80,8 @@ def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]
         existing = lookup_volume_or_file(pool, name, plan.directory)
         if existing is not None:
             return accept_existing(ctx, pool, existing, plan.wanted, params.inspect)
-        check_space(pool, capacity, "params.capacity", "capacity", available)
+        # Read again: planning may have removed a partial volume an earlier attempt left.
+        check_space(pool, capacity, "params.capacity", "capacity")
         volume, ours = _create_preallocated(ctx, pool, plan.directory, definition)
     else:
         # Sparse: no lookup first. A volume that exists makes createXML fail and is then
@@ -320,32 +321,37 @@ def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]
 
 @handles("volume.upload")
 def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]:
-    if params.content_from_api:
-        with spooled_content(ctx, params.sha256) as path:
-            return _upload_from(ctx, params, UploadFile.sent_content(path))
-    assert params.source_path is not None  # the parameters require one source
-    check_source_allowed(params.source_path, ctx.settings.allowed_upload_dirs)
-    return _upload_from(ctx, params, UploadFile.source_path(params.source_path))
-
-
-def _upload_from(ctx: JobContext, params: VolumeUploadParams, file: UploadFile) -> dict[str, Any]:
+    if params.source_path is not None:
+        check_source_allowed(params.source_path, ctx.settings.allowed_upload_dirs)
     pool, name = resolve_target(ctx.libvirt, params.target)
     require_active(pool)
-    source = prepare_upload(file, params.format)
-    wanted = VolumeSpec(
-        format=source.format,
-        capacity=source.capacity,
-        owner=params.owner,
-        group=params.group,
-        mode=params.mode,
-    )
     directory = local_pool_dir(ctx.libvirt, pool)
     _remove_partial(ctx, pool, directory)
     existing = lookup_volume_or_file(pool, name, directory)
     if existing is not None:
+        # Decided before any content is read: the checksum says whether it is already there.
         upload_existing_matches(existing, directory, params.sha256)
+        facts = describe_volume(existing)
+        wanted = _upload_spec(params, facts.format, facts.capacity)
         result = accept_existing(ctx, pool, existing, wanted, params.inspect)
         return {**result, "sha256": params.sha256}
+    if params.content_from_api:
+        with spooled_content(ctx, params.sha256) as path:
+            return _import(ctx, params, pool, name, UploadFile.sent_content(path))
+    assert params.source_path is not None  # the parameters require one source
+    return _import(ctx, params, pool, name, UploadFile.source_path(params.source_path))
+
+
+def _import(
+    ctx: JobContext,
+    params: VolumeUploadParams,
+    pool: libvirt.virStoragePool,
+    name: str,
+    file: UploadFile,
+) -> dict[str, Any]:
+    """Write ``file`` into the new volume ``name``, published only once complete."""
+    source = prepare_upload(file, params.format)
+    wanted = _upload_spec(params, source.format, source.capacity)
     check_space(pool, source.size, file.field, "the file")
     ctx.event(f"uploading {file.label} ({format_size(source.size)}) to {pool.name()}/{name}")
 
@@ -355,6 +361,7 @@ def _upload_from(ctx: JobContext, params: VolumeUploadParams, file: UploadFile) 
         )
         return write_upload(ctx.libvirt, pool, definition, file, params.sha256)
 
+    directory = local_pool_dir(ctx.libvirt, pool)
     published = build_and_publish(pool, directory, name, ctx.job_id, upload, ctx.created)
     volume = published.volume
     if directory is None:
@@ -366,6 +373,12 @@ def _upload_from(ctx: JobContext, params: VolumeUploadParams, file: UploadFile) 
     ctx.event(f"uploaded {file.label} to {pool.name()}/{name}, sha256 verified")
     result = volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
     return {**result, "sha256": params.sha256}
+
+
+def _upload_spec(params: VolumeUploadParams, fmt: str | None, capacity: int) -> VolumeSpec:
+    return VolumeSpec(
+        format=fmt, capacity=capacity, owner=params.owner, group=params.group, mode=params.mode
+    )
 
 
 @handles("volume.list")
@@ -405,9 +418,11 @@ def pool_delete(ctx: JobContext, params: PoolDeleteParams) -> dict[str, Any]:
         ctx.event(f"storage pool {params.name} does not exist; nothing to delete")
         return {"name": params.name, "path": None, "changed": False, "deleted_volumes": []}
     path = pool_layout(pool).path
-    deleted = _empty_pool(ctx, pool, params.delete_volumes) if pool.isActive() else []
+    active = pool.isActive()
+    # An inactive pool's volumes cannot be listed; its files stay in the directory either way.
+    deleted = _empty_pool(ctx, pool, params.delete_volumes) if active else []
     try:
-        if pool.isActive():
+        if active:
             pool.destroy()
         pool.undefine()
     except libvirt.libvirtError as exc:

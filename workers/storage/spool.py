@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from orchestrator.content_pipe import ContentStopped, binary_client, receive_content
 from orchestrator.errors import InvalidInput, JobFailed
@@ -20,6 +23,7 @@ def spooled_content(ctx: JobContext, sha256: str) -> Iterator[str]:
     """
     directory = ctx.settings.var_dir.resolve() / "uploads"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _remove_leftovers(directory, ctx.job_id)
     path = directory / f"{ctx.job_id}.{ctx.attempt}"
     client = binary_client(ctx.settings.resolved_redis_url)
     digest = hashlib.sha256()
@@ -43,3 +47,15 @@ def spooled_content(ctx: JobContext, sha256: str) -> Iterator[str]:
     finally:
         path.unlink(missing_ok=True)
         client.close()
+
+
+LEFTOVER_AGE_SECONDS = 24 * 3600
+
+
+def _remove_leftovers(directory: Path, job_id: str) -> None:
+    """Spool files a killed worker left: this job's earlier attempts, and any a day old."""
+    cutoff = time.time() - LEFTOVER_AGE_SECONDS
+    for leftover in directory.iterdir():
+        with contextlib.suppress(OSError):
+            if leftover.name.startswith(f"{job_id}.") or leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
