@@ -15,7 +15,7 @@ from api.live_reads import ReadFailed, WorkerTimeout, read_through_worker, submi
 from api.requests import float_arg
 from api.services import services
 from orchestrator.content_pipe import CHUNK_BYTES, ContentStopped, binary_client, send_content
-from orchestrator.errors import InvalidInput
+from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.jobview import live_document
 from orchestrator.lifecycle import JobState
 
@@ -100,12 +100,8 @@ def _upload_answer(
     headers = {"Location": f"/v1/jobs/{job_id}"}
     state = JobState(live["state"]) if live else JobState.PENDING
     if state.is_terminal and state is not JobState.SUCCEEDED:
-        error = (live or {}).get("error") or {
-            "type": "urn:orchestrator:problem:conflict",
-            "title": "Job did not finish",
-            "status": 409,
-            "detail": f"the upload job {job_id} ended {state.value}",
-        }
+        ended = Conflict(f"the upload job {job_id} ended {state.value}")
+        error = (live or {}).get("error") or ended.to_problem()
         raise ReadFailed(error, job_id)
     document = live_document(live) or {"id": job_id, "state": state.value}
     if state is not JobState.SUCCEEDED:

@@ -337,9 +337,10 @@ def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]
         return {**result, "sha256": params.sha256}
     if params.content_from_api:
         with spooled_content(ctx, params.sha256) as path:
-            return _import(ctx, params, pool, name, UploadFile.sent_content(path))
+            return _import(ctx, params, pool, name, directory, UploadFile.sent_content(path))
     assert params.source_path is not None  # the parameters require one source
-    return _import(ctx, params, pool, name, UploadFile.source_path(params.source_path))
+    file = UploadFile.source_path(params.source_path)
+    return _import(ctx, params, pool, name, directory, file)
 
 
 def _import(
@@ -347,9 +348,11 @@ def _import(
     params: VolumeUploadParams,
     pool: libvirt.virStoragePool,
     name: str,
+    directory: str | None,
     file: UploadFile,
 ) -> dict[str, Any]:
-    """Write ``file`` into the new volume ``name``, published only once complete."""
+    """Write ``file`` into the new volume ``name``, published only once complete (through a
+    partial volume when the pool's ``directory`` is local)."""
     source = prepare_upload(file, params.format)
     wanted = _upload_spec(params, source.format, source.capacity)
     check_space(pool, source.size, file.field, "the file")
@@ -361,7 +364,6 @@ def _import(
         )
         return write_upload(ctx.libvirt, pool, definition, file, params.sha256)
 
-    directory = local_pool_dir(ctx.libvirt, pool)
     published = build_and_publish(pool, directory, name, ctx.job_id, upload, ctx.created)
     volume = published.volume
     if directory is None:
