@@ -15,26 +15,26 @@ from api.auth import check_scope, require_scope
 from api.requests import int_arg, json_body
 from api.services import services
 from orchestrator.errors import InvalidInput
-from orchestrator.fleet_inventories import (
+from orchestrator.fleet.admission import FLEET_KINDS, resolve_stored_inventory
+from orchestrator.fleet.inventories import (
     NewInventory,
     get_inventory,
     inventory_document,
     latest_inventories,
     store_inventory,
 )
-from orchestrator.fleet_inventory_rules import MAX_INVENTORY_CHARS, InventoryFormat
-from orchestrator.fleet_relaunch import Which, relaunch_request
-from orchestrator.fleet_submit import FLEET_KINDS, resolve_stored_inventory
+from orchestrator.fleet.inventory_rules import MAX_INVENTORY_CHARS, InventoryFormat
+from orchestrator.fleet.relaunch import Which, relaunch_request
 from orchestrator.inventory import (
     parse_inventory,
     registry_domains,
     select_hosts,
     with_builtin_groups,
 )
-from orchestrator.jobview import job_document
+from orchestrator.jobs.submission import JobRequest
+from orchestrator.jobs.view import job_document
 from orchestrator.kinds.fleet import INVENTORY_NAME
 from orchestrator.kinds.registry import validation_errors
-from orchestrator.submission import JobRequest
 
 bp = Blueprint("fleet", __name__)
 

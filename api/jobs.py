@@ -10,13 +10,13 @@ from flask import Blueprint, Response, jsonify, request
 from api.fleet import admit_fleet_job
 from api.requests import float_arg, int_arg, json_body
 from api.services import services
-from orchestrator import jobstore
 from orchestrator.domains.dryrun import dry_run_job
 from orchestrator.errors import Conflict, InvalidInput
-from orchestrator.jobview import event_from_live, event_from_row, job_document, live_document
-from orchestrator.lifecycle import JobState
+from orchestrator.jobs import store as jobstore
+from orchestrator.jobs.lifecycle import JobState
+from orchestrator.jobs.submission import JobRequest
+from orchestrator.jobs.view import event_from_live, event_from_row, job_document, live_document
 from orchestrator.models import Job
-from orchestrator.submission import JobRequest
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 

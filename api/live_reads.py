@@ -12,10 +12,10 @@ from typing import Any
 from flask import request
 
 from api.services import Services, services
-from orchestrator import jobstore
 from orchestrator.errors import InvalidInput, NotFound, OrchestratorError, Unavailable
-from orchestrator.lifecycle import JobState
-from orchestrator.submission import JobRequest
+from orchestrator.jobs import store as jobstore
+from orchestrator.jobs.lifecycle import JobState
+from orchestrator.jobs.submission import JobRequest
 
 
 class WorkerTimeout(OrchestratorError):

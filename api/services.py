@@ -9,11 +9,11 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.celery_app import create_celery
-from orchestrator.completion import CompletionWaiter
 from orchestrator.db import make_engine, make_sessionmaker
-from orchestrator.livestate import LiveState
+from orchestrator.jobs.completion import CompletionWaiter
+from orchestrator.jobs.livestate import LiveState
+from orchestrator.jobs.submission import Submitter
 from orchestrator.settings import Settings
-from orchestrator.submission import Submitter
 
 
 @dataclass

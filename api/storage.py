@@ -14,10 +14,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from api.live_reads import ReadFailed, WorkerTimeout, read_through_worker, submit_read
 from api.requests import float_arg
 from api.services import services
-from orchestrator.content_pipe import CHUNK_BYTES, ContentStopped, binary_client, send_content
 from orchestrator.errors import Conflict, InvalidInput
-from orchestrator.jobview import live_document
-from orchestrator.lifecycle import JobState
+from orchestrator.jobs.content_pipe import CHUNK_BYTES, ContentStopped, binary_client, send_content
+from orchestrator.jobs.lifecycle import JobState
+from orchestrator.jobs.view import live_document
 
 bp = Blueprint("storage", __name__, url_prefix="/v1/hypervisors")
 

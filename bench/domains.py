@@ -41,10 +41,10 @@ from typing import Any
 import libvirt
 
 from bench.settings import bench_settings
-from orchestrator.bootsector import write_base_image
 from orchestrator.client import ApiClient
-from orchestrator.processes import free_port, redis_server
-from orchestrator.stack import LocalStack
+from orchestrator.local.bootsector import write_base_image
+from orchestrator.local.processes import free_port, redis_server
+from orchestrator.local.stack import LocalStack
 
 RESULTS = Path(__file__).resolve().parent / "results" / "domains.json"
 QEMU_URI = "qemu:///system"

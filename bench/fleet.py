@@ -32,9 +32,12 @@ from typing import Any
 
 import paramiko
 
-from orchestrator.sshd_hosts import LoginUser, throwaway_user
-from tests.fleet.sshd import SshdFleet, SshdHost, missing_parts, start_fleet
-from workers.fleet import CommandCall, ConnectionPool, CopyCall, FleetOptions, run_fleet
+from bench.login_user import LoginUser, throwaway_user
+from orchestrator.fleet.calls import CommandCall, CopyCall
+from orchestrator.fleet.options import FleetOptions
+from orchestrator.local.sshd_hosts import SshdFleet, SshdHost, missing_parts, start_fleet
+from workers.fleet.connections import ConnectionPool
+from workers.fleet.executor import run_fleet
 
 RESULTS = Path(__file__).parent / "results" / "fleet.json"
 VENV_BIN = Path(sys.executable).parent

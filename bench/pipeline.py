@@ -29,9 +29,9 @@ from typing import Any
 import requests
 
 from bench.cpu import CpuMeter, per_item_ms
-from orchestrator.processes import ServiceProcess, free_port, port_open, redis_server
+from orchestrator.local.processes import ServiceProcess, free_port, port_open, redis_server
+from orchestrator.local.stack import LocalStack
 from orchestrator.settings import Settings
-from orchestrator.stack import LocalStack
 
 RESULTS = Path(__file__).with_name("results")
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from orchestrator.processes import free_port
+from orchestrator.local.processes import free_port
 from orchestrator.settings import Settings
 
 

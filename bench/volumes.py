@@ -40,8 +40,8 @@ import requests
 from bench.cpu import CpuMeter, per_item_ms, pid_of
 from bench.settings import bench_settings
 from orchestrator.client import ApiClient
-from orchestrator.processes import ServiceProcess, free_port, redis_server
-from orchestrator.stack import LocalStack
+from orchestrator.local.processes import ServiceProcess, free_port, redis_server
+from orchestrator.local.stack import LocalStack
 from workers.storage.volume_xml import VolumeDefinition, render_volume_xml
 
 RESULTS = Path(__file__).resolve().parent / "results" / "volumes.json"

@@ -80,7 +80,7 @@ def db_upgrade(revision: str) -> None:
 @click.option("--flower/--no-flower", default=True, help="Also start Flower.")
 def up(flower: bool) -> None:
     """Run the whole local stack in the foreground until interrupted."""
-    from orchestrator.stack import running_stack
+    from orchestrator.local.stack import running_stack
 
     settings = _settings()
     stop = threading.Event()
@@ -100,7 +100,7 @@ def up(flower: bool) -> None:
 @main.command()
 def demo() -> None:
     """Start the stack, run real jobs through the API, print their results, stop."""
-    from orchestrator.demo import run_demo
+    from orchestrator.local.demo import run_demo
 
     sys.exit(run_demo(_settings()))
 
@@ -123,7 +123,7 @@ def submit(
 ) -> None:
     """Submit a job of KIND through the API."""
     from orchestrator.client import ApiClient
-    from orchestrator.lifecycle import JobState
+    from orchestrator.jobs.lifecycle import JobState
 
     client = ApiClient(_settings().resolved_api_url)
     body: dict[str, Any] = {"kind": kind, "params": parse_params(params)}

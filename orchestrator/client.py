@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from orchestrator.lifecycle import JobState
+from orchestrator.jobs.lifecycle import JobState
 
 
 class ApiError(RuntimeError):

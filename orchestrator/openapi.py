@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.jobs.submission import JobRequest
 from orchestrator.kinds import KINDS
-from orchestrator.submission import JobRequest
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 

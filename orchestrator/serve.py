@@ -39,8 +39,8 @@ def serve_api(settings: Settings) -> None:
 def run_recorder(settings: Settings) -> None:
     from orchestrator.celery_app import create_celery
     from orchestrator.db import make_engine, make_sessionmaker
-    from orchestrator.livestate import LiveState
-    from orchestrator.recorder import Recorder
+    from orchestrator.jobs.livestate import LiveState
+    from orchestrator.jobs.recorder import Recorder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s recorder %(levelname)s %(message)s")
     sessions = make_sessionmaker(make_engine(settings.resolved_database_url))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.livestate import LiveState
+from orchestrator.jobs.livestate import LiveState
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:

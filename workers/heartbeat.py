@@ -17,7 +17,7 @@ from typing import Any
 
 import libvirt
 
-from orchestrator.livestate import LiveState
+from orchestrator.jobs.livestate import LiveState
 from orchestrator.settings import Settings
 from workers.facts import read_capacity
 

@@ -12,9 +12,9 @@ from uuid import uuid4
 from celery.exceptions import SoftTimeLimitExceeded
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.jobs.lifecycle import JobState
+from orchestrator.jobs.livestate import ClaimOutcome, LiveState
 from orchestrator.kinds import get_kind, parse_params
-from orchestrator.lifecycle import JobState
-from orchestrator.livestate import ClaimOutcome, LiveState
 from orchestrator.settings import Settings
 from workers.connection import LibvirtConnector
 from workers.context import JobContext

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from orchestrator.domains.domxml import HostDefaults, fill_defaults, render_domain_xml
+from orchestrator.domains.domxml.resolved import ResolvedDisk
 from orchestrator.domains.osinfo import resolve_os_variant
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.domains.virtinstall import cpu_from_setting
 from orchestrator.errors import InvalidInput
 from orchestrator.kinds import get_kind, parse_params
-from workers.domxml import HostDefaults, fill_defaults, render_domain_xml
-from workers.domxml.resolved import ResolvedDisk
 
 DRY_RUN_KINDS = ("domain.define",)
 DEFAULT_SEED_POOL = "default"

@@ -1,7 +1,7 @@
 """What a user asks for when defining a domain: the validated, hypervisor-neutral spec.
 
 Defaults that depend on the OS variant or the hypervisor (disk bus, NIC model, CPU, machine) stay
-unset here; ``workers.domxml.fill_defaults`` resolves them.
+unset here; ``orchestrator.domains.domxml.fill_defaults`` resolves them.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 lost worker); ``fleet.ping`` only connects and authenticates, so it is safe to re-run.
 The inventory is a file on the worker (``inventory_path``), inline text (``inventory``), or a
 version stored through the API (``inventory_name``), which the API turns into inline text
-before the job is stored. Worker-side paths follow :mod:`orchestrator.fleet_files`.
+before the job is stored. Worker-side paths follow :mod:`orchestrator.fleet.files`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.errors import InvalidInput
-from orchestrator.fleet_files import check_relative_path
-from orchestrator.fleet_inventory_rules import (
+from orchestrator.fleet.calls import AnyCall, CopyCall, FetchCall, ModuleCall, ScriptCall
+from orchestrator.fleet.files import check_relative_path
+from orchestrator.fleet.inventory_rules import (
     MAX_INVENTORY_CHARS,
     InventoryFormat,
     parse_api_inventory,
 )
+from orchestrator.fleet.options import FleetOptions
 from orchestrator.kinds.registry import JobParams, job_kind
-from workers.fleet.calls import AnyCall, CopyCall, FetchCall, ModuleCall, ScriptCall
-from workers.fleet.options import FleetOptions
 
 WorkerPath = Annotated[
     str,

@@ -12,10 +12,10 @@ from typing import Any
 import libvirt
 import pytest
 
+from orchestrator.domains.domxml import HostDefaults, fill_defaults, render_domain_xml
 from orchestrator.domains.osinfo import resolve_os_variant
 from orchestrator.domains.spec import CpuSpec, DomainSpec
 from tests.domains.conftest import GOLDEN_DIR
-from workers.domxml import HostDefaults, fill_defaults, render_domain_xml
 
 NESTED_KVM_CPU = CpuSpec(mode="custom", model="qemu64", disabled_features=("svm",))
 UUID = "8f0d3a52-6f0e-4a54-9a3b-0d6e2b9b1a11"

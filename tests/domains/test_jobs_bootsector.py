@@ -1,4 +1,4 @@
-"""The boot-sector test image (:mod:`orchestrator.bootsector`) is a raw disk qemu can boot."""
+"""The boot-sector test image (:mod:`orchestrator.local.bootsector`) is a raw disk qemu can boot."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.bootsector import MARKER, MAX_MARKER, boot_sector, write_base_image
+from orchestrator.local.bootsector import MARKER, MAX_MARKER, boot_sector, write_base_image
 
 
 def test_the_boot_sector_is_512_bytes_with_the_boot_signature(tmp_path: Path) -> None:

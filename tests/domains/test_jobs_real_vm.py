@@ -21,7 +21,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from orchestrator.bootsector import MARKER, write_base_image
+from orchestrator.local.bootsector import MARKER, write_base_image
 from tests.support import services
 from tests.support.services import RunningStack
 

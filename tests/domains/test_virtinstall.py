@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.domains.domxml import HostDefaults, fill_defaults, render_domain_xml
 from orchestrator.domains.osinfo import resolve_os_variant
 from orchestrator.domains.virtinstall import (
     cpu_from_setting,
@@ -16,7 +17,6 @@ from orchestrator.domains.virtinstall import (
 )
 from orchestrator.errors import InvalidInput
 from tests.domains.corpus import SEED
-from workers.domxml import HostDefaults, fill_defaults, render_domain_xml
 
 
 def _seed(directory: Path, os_variant: str = "rhel7") -> str:

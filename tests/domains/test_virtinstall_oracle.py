@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
+from orchestrator.domains.domxml import HostDefaults, fill_defaults, render_domain_xml
+from orchestrator.domains.domxml.os_boot import Phase
 from orchestrator.domains.osinfo import resolve_os_variant
 from orchestrator.domains.spec import CpuSpec
 from orchestrator.domains.virtinstall import parse_virt_install
 from tests.domains.corpus import COMMANDS, FILES
 from tests.domains.summary import summarize, without_random_macs
-from workers.domxml import HostDefaults, fill_defaults, render_domain_xml
-from workers.domxml.os_boot import Phase
 
 pytestmark = [
     pytest.mark.libvirtd,

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fleet.sshd import SshdFleet, SshdHost, missing_parts, start_fleet
-from workers.fleet import ConnectionPool, FleetOptions
+from orchestrator.fleet.options import FleetOptions
+from tests.support.sshd import SshdFleet, SshdHost, missing_parts, start_fleet
+from workers.fleet.connections import ConnectionPool
 
 FLEET_SIZE = 20
 

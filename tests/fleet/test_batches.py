@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tests.fleet.sshd import free_port
-from workers.fleet import FleetOptions, HostStatus, PingCall, plan_batches, run_fleet
+from orchestrator.fleet.calls import PingCall
+from orchestrator.fleet.options import FleetOptions, plan_batches
+from orchestrator.fleet.results import HostStatus
+from tests.support.sshd import free_port
+from workers.fleet.executor import run_fleet
 
 
 @pytest.mark.parametrize(

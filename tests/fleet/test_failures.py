@@ -11,8 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fleet.sshd import SshdFleet, keygen
-from workers.fleet import CommandCall, HostStatus, PingCall, ShellCall, run_fleet
+from orchestrator.fleet.calls import CommandCall, PingCall, ShellCall
+from orchestrator.fleet.results import HostStatus
+from tests.support.sshd import SshdFleet, keygen
+from workers.fleet.executor import run_fleet
 
 
 def test_stopped_sshd_is_unreachable_while_the_others_succeed(

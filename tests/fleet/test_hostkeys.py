@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.fleet.sshd import SshdFleet
-from workers.fleet import ConnectionPool, HostStatus, PingCall, run_fleet
+from orchestrator.fleet.calls import PingCall
+from orchestrator.fleet.results import HostStatus
+from tests.support.sshd import SshdFleet, restart_with_new_host_key
+from workers.fleet.connections import ConnectionPool
+from workers.fleet.executor import run_fleet
 from workers.fleet.hostkeys import parse_count
 
 
@@ -26,7 +29,7 @@ def test_changed_host_key_fails_closed_under_strict_and_accept_new(
     target = fleet.targets([spare_host])
     assert run_fleet(target, PingCall(), options, pool=pool).all_ok
     pool.close_all()
-    spare_host.restart_with_new_host_key()  # known_hosts still holds the old key
+    restart_with_new_host_key(spare_host)  # known_hosts still holds the old key
 
     strict = run_fleet(target, PingCall(), options, pool=pool)[spare_host.name]
     accept_new = run_fleet(
@@ -83,7 +86,7 @@ def test_accept_new_refuses_a_changed_key_it_recorded_itself(
     )
     target = fleet.targets([spare_host])
     assert run_fleet(target, PingCall(), opts, pool=ConnectionPool()).all_ok
-    spare_host.restart_with_new_host_key()
+    restart_with_new_host_key(spare_host)
 
     result = run_fleet(target, PingCall(), opts, pool=ConnectionPool())[spare_host.name]
     assert result.status is HostStatus.UNREACHABLE and "CHANGED" in (result.error or "")

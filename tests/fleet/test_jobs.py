@@ -17,10 +17,10 @@ from sqlalchemy import MetaData, select
 
 from api import create_app
 from orchestrator.client import ApiError
-from orchestrator.fleet_files import fleet_files_dir
-from orchestrator.sshd_hosts import SshdFleet, SshdHost
+from orchestrator.fleet.files import fleet_files_dir
 from tests.support.services import RunningStack
 from tests.support.services import test_stack as running_stack
+from tests.support.sshd import SshdFleet, SshdHost, start_same_port
 from workers.fleet_jobs.output import EVENTS_PER_HOST
 
 HV = "hv"
@@ -194,7 +194,7 @@ def test_an_unreachable_host_is_reported_apart_and_relaunch_reruns_only_it(
     assert nothing.status_code == 409
     assert "no failed hosts" in nothing.json()["detail"]
 
-    spare_host.start_same_port()
+    start_same_port(spare_host)
     accepted = requests.post(relaunch_url, json={"hosts": "unreachable"}, timeout=10)
     assert accepted.status_code == 202, accepted.text
     again = stack.api.wait(accepted.json()["id"], timeout=60)
@@ -482,7 +482,7 @@ def _dump_redis(stack: RunningStack) -> str:
 
 
 def test_the_demo_step_runs_uname_on_its_own_hosts_and_stops_them(stack: RunningStack) -> None:
-    from orchestrator import demo_fleet
+    from orchestrator.local import demo_fleet
 
     ((_title, step),) = demo_fleet.FLEET_STEPS
     job = step(stack.api, stack.settings)

@@ -6,19 +6,19 @@ import os
 import stat
 from pathlib import Path
 
-from tests.fleet.sshd import SshdFleet
-from workers.fleet import (
+from orchestrator.fleet.calls import (
     CommandCall,
-    ConnectionPool,
     CopyCall,
     FetchCall,
-    FleetOptions,
-    HostStatus,
     PingCall,
     ScriptCall,
     ShellCall,
-    run_fleet,
 )
+from orchestrator.fleet.options import FleetOptions
+from orchestrator.fleet.results import HostStatus
+from tests.support.sshd import SshdFleet
+from workers.fleet.connections import ConnectionPool
+from workers.fleet.executor import run_fleet
 
 
 def test_ping_answers_pong_on_every_host(fleet: SshdFleet, options, pool) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import time
 
-from tests.fleet.sshd import SshdFleet
-from workers.fleet import CommandCall, ConnectionPool, HostStatus, PingCall, run_fleet
+from orchestrator.fleet.calls import CommandCall, PingCall
+from orchestrator.fleet.results import HostStatus
+from tests.support.sshd import SshdFleet, logins, start_same_port
+from workers.fleet.connections import ConnectionPool
+from workers.fleet.executor import run_fleet
 
 
 def test_second_run_reuses_every_connection(fleet: SshdFleet, options, pool) -> None:
-    logins_before = sum(h.logins() for h in fleet.hosts)
+    logins_before = sum(logins(h) for h in fleet.hosts)
     first = run_fleet(fleet.targets(), CommandCall(argv=["uname", "-n"]), options, pool=pool)
     after_first = pool.stats()
     second = run_fleet(fleet.targets(), CommandCall(argv=["uname", "-n"]), options, pool=pool)
@@ -23,7 +26,7 @@ def test_second_run_reuses_every_connection(fleet: SshdFleet, options, pool) -> 
     assert all(r.reused_connection for r in second.values())
     assert all(r.durations_ms["connect"] == 0 for r in second.values())
     # sshd saw exactly one login per host over both runs.
-    assert sum(h.logins() for h in fleet.hosts) - logins_before == len(fleet.hosts)
+    assert sum(logins(h) for h in fleet.hosts) - logins_before == len(fleet.hosts)
 
 
 def test_connections_idle_too_long_are_closed_not_reused(fleet, options) -> None:
@@ -42,7 +45,7 @@ def test_a_connection_that_died_while_idle_is_replaced(fleet, spare_host, option
     target = fleet.targets([spare_host])
     assert run_fleet(target, PingCall(), options, pool=pool).all_ok
     spare_host.stop()  # kills the per-connection sshd too
-    spare_host.start_same_port()
+    start_same_port(spare_host)
 
     result = run_fleet(target, CommandCall(argv=["true"]), options, pool=pool)[spare_host.name]
     assert result.status is HostStatus.CHANGED, result.error

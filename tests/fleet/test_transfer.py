@@ -6,7 +6,9 @@ import os
 import stat
 from pathlib import Path
 
-from workers.fleet import CopyCall, FetchCall, HostStatus, run_fleet
+from orchestrator.fleet.calls import CopyCall, FetchCall
+from orchestrator.fleet.results import HostStatus
+from workers.fleet.executor import run_fleet
 
 
 def test_copy_twice_changes_once_and_sets_the_mode(fleet, options, pool, tmp_path: Path) -> None:

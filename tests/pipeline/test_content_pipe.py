@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from orchestrator.content_pipe import (
+from orchestrator.jobs.content_pipe import (
     CHUNK_BYTES,
     WINDOW,
     ContentStopped,

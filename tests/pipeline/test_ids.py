@@ -2,7 +2,7 @@
 
 import uuid
 
-from orchestrator.ids import new_job_id
+from orchestrator.jobs.ids import new_job_id
 
 
 def test_ids_made_in_a_burst_sort_in_creation_order() -> None:

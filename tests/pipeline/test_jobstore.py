@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator import jobstore
 from orchestrator.db import make_engine, make_sessionmaker
 from orchestrator.errors import InvalidInput
+from orchestrator.jobs import store as jobstore
 from orchestrator.models import JobEvent, OutboxEntry
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from orchestrator.lifecycle import JobState, can_transition, next_attempt_after_loss
+from orchestrator.jobs.lifecycle import JobState, can_transition, next_attempt_after_loss
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.lifecycle import JobState
-from orchestrator.livestate import ClaimOutcome, LiveState
+from orchestrator.jobs.lifecycle import JobState
+from orchestrator.jobs.livestate import ClaimOutcome, LiveState
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_events_are_numbered_in_order_and_a_finished_job_stays_finished(live: Li
 def test_a_waiter_returns_as_soon_as_the_job_ends(live: LiveState) -> None:
     import threading
 
-    from orchestrator.completion import CompletionWaiter
+    from orchestrator.jobs.completion import CompletionWaiter
 
     live.mark_queued("j1", 1, "ping", "hv", "queued")
     live.claim("j1", 1, "w1", "i1")

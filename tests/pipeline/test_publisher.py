@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from orchestrator.celery_app import RUN_JOB_TASK, create_celery
-from orchestrator.livestate import LiveState
-from orchestrator.publisher import TaskPublisher
+from orchestrator.jobs.livestate import LiveState
+from orchestrator.jobs.publisher import TaskPublisher
 from orchestrator.settings import Settings
 
 QUEUE = "hv.publisher-test"

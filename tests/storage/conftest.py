@@ -18,8 +18,8 @@ import libvirt
 import pytest
 import redis
 
+from orchestrator.jobs.livestate import LiveState
 from orchestrator.kinds import get_kind, parse_params
-from orchestrator.livestate import LiveState
 from orchestrator.settings import Settings
 from workers.context import JobContext
 from workers.handlers import HANDLERS

@@ -256,7 +256,7 @@ def test_volume_list_shows_partials(qemu_jobs: JobHarness, dir_pool: DirPool) ->
 _KILLED_WORKER = """
 import sys
 import libvirt, redis
-from orchestrator.livestate import LiveState
+from orchestrator.jobs.livestate import LiveState
 from tests.storage.conftest import JobHarness
 port, pool, source, digest = sys.argv[1:]
 jobs = JobHarness(libvirt.open("qemu:///system"), LiveState(redis.Redis(port=int(port))))

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from orchestrator.client import ApiClient
 from orchestrator.db import make_engine, make_sessionmaker
-from orchestrator.livestate import LiveState
+from orchestrator.jobs.livestate import LiveState
+from orchestrator.local.processes import ServiceProcess, free_port, redis_server
+from orchestrator.local.stack import LocalStack
 from orchestrator.models import Job
-from orchestrator.processes import ServiceProcess, free_port, redis_server
 from orchestrator.settings import Settings
-from orchestrator.stack import LocalStack
 
 # Fast liveness for tests: a killed worker is noticed within about two seconds.
 FAST_LIVENESS = {

@@ -15,6 +15,7 @@ from typing import Any
 
 import libvirt
 
+from orchestrator.domains.domxml import ResolvedSpec, fill_defaults, render_domain_xml
 from orchestrator.domains.dryrun import PlannedVolume, planned_volumes
 from orchestrator.domains.osinfo import GENERIC, Resolution, resolve_os_variant
 from orchestrator.domains.spec import DomainSpec
@@ -32,7 +33,6 @@ from workers.domains.record import (
 )
 from workers.domains.seed import build_seed, seed_directory, seed_file_name
 from workers.domains.state import describe_domain, find_domain
-from workers.domxml import ResolvedSpec, fill_defaults, render_domain_xml
 
 _UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE

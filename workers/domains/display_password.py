@@ -13,8 +13,8 @@ import dataclasses
 from pydantic import SecretStr
 
 from orchestrator.domains.devices import GraphicsSpec, check_graphics_password
+from orchestrator.domains.domxml import ResolvedSpec
 from orchestrator.errors import InvalidInput
-from workers.domxml import ResolvedSpec
 
 FIELD = "params.graphics.password_file"
 # Far above any display password; stops a wrong path (a disk image, a device) from being read.

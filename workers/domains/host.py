@@ -1,10 +1,10 @@
 """What the hypervisor contributes to a domain definition, and the checks against its limits.
 
-Reads libvirt's capabilities into :class:`~workers.domxml.HostDefaults` (KVM or TCG, machine
-types, the configured CPU) and refuses, before anything is created, a spec the host cannot run:
-more vCPUs or memory than it has, a network or bridge it lacks. The host's facts are probed once
-per libvirt connection, not once per job: they change only with the host's hardware or qemu, and
-a worker reopens its connection when libvirtd restarts, which probes them again.
+Reads libvirt's capabilities into :class:`~orchestrator.domains.domxml.HostDefaults` (KVM or
+TCG, machine types, the configured CPU) and refuses, before anything is created, a spec the host
+cannot run: more vCPUs or memory than it has, a network or bridge it lacks. The host's facts are
+probed once per libvirt connection, not once per job: they change only with the host's hardware
+or qemu, and a worker reopens its connection when libvirtd restarts, which probes them again.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Literal
 
 import libvirt
 
+from orchestrator.domains.domxml import HostDefaults
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.domains.virtinstall import cpu_from_setting
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.settings import Settings
-from workers.domxml import HostDefaults
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from orchestrator.domains.domxml.domain import LIBOSINFO_NS
 from orchestrator.domains.spec import DomainSpec
-from workers.domxml.domain import LIBOSINFO_NS
 
 SPEC_NS = "urn:orchestrator:domain-spec:1"
 # Fields that say what to do now rather than what the domain is; the job ensures them instead.

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 import paramiko
 
+from orchestrator.fleet.redaction import Redactor
+from orchestrator.fleet.target import HostTarget
 from workers.fleet.dial import Dialed, DialSettings, dial, load_private_key
 from workers.fleet.errors import HostUnreachable
 from workers.fleet.hostkeys import fingerprint
-from workers.fleet.redaction import Redactor
-from workers.fleet.target import HostTarget
 
 # Passwords take part in the pool key only as a keyed hash whose key never leaves this process.
 _PASSWORD_SALT = secrets.token_bytes(32)

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, replace
 
 import paramiko
 
+from orchestrator.fleet.redaction import Redactor
+from orchestrator.fleet.target import HostTarget
 from workers.fleet.errors import AuthenticationFailed, ConnectFailed, HostUnreachable
 from workers.fleet.hostkeys import HostKeyVerifier
-from workers.fleet.redaction import Redactor
-from workers.fleet.target import HostTarget
 
 _DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 # paramiko's transport thread wakes every 0.1 s to check whether it was closed; a pooled

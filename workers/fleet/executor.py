@@ -4,12 +4,13 @@ stopping later batches once a batch fails more than ``max_fail_percentage``."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from workers.fleet.calls import (
+from orchestrator.fleet.calls import (
     AnyCall,
     CommandCall,
     CopyCall,
@@ -18,15 +19,15 @@ from workers.fleet.calls import (
     ScriptCall,
     ShellCall,
 )
+from orchestrator.fleet.options import FleetOptions, plan_batches
+from orchestrator.fleet.redaction import Redactor
+from orchestrator.fleet.results import FleetResult, HostResult, HostStatus
+from orchestrator.fleet.target import HostTarget
 from workers.fleet.connections import Connection, ConnectionPool, StaleConnection, default_pool
 from workers.fleet.dial import DialSettings
 from workers.fleet.errors import FleetError, HostUnreachable
 from workers.fleet.hostkeys import HostKeyVerifier
 from workers.fleet.modules import ModuleContext, ModuleOutcome, command, ping, script, shell
-from workers.fleet.options import FleetOptions, plan_batches
-from workers.fleet.redaction import Redactor
-from workers.fleet.results import FleetResult, HostResult, HostStatus
-from workers.fleet.target import HostTarget
 from workers.fleet.transfer import copy, fetch
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,11 @@ class _Run:
         self.on_output = on_output
         self.cancelled = cancelled
         self.cancel_seen = False
+        store = options.known_hosts_store
         verifier = HostKeyVerifier(
-            options.host_key_policy, options.known_hosts_files, options.known_hosts_store
+            options.host_key_policy,
+            tuple(os.path.expanduser(path) for path in options.known_hosts_files),
+            None if store is None else os.path.expanduser(store),
         )
         self.dial_settings = DialSettings(
             verifier,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import paramiko
 
+from orchestrator.fleet.options import HostKeyPolicy
 from workers.fleet.errors import HostKeyRejected
-from workers.fleet.options import HostKeyPolicy
 
 # The host key algorithms a client may ask for, per key type found in known_hosts, so the
 # server shows the key we already know instead of another type we would call "new".

@@ -12,12 +12,12 @@ from typing import Any
 
 import paramiko
 
-from workers.fleet.calls import CommandCall, PingCall, ScriptCall, ShellCall
+from orchestrator.fleet.calls import CommandCall, PingCall, ScriptCall, ShellCall
+from orchestrator.fleet.options import FleetOptions
+from orchestrator.fleet.target import HostTarget
 from workers.fleet.connections import Connection
 from workers.fleet.errors import ModuleFailed
-from workers.fleet.options import FleetOptions
 from workers.fleet.remote_command import CommandOutcome, LineSink, become_command, run_command
-from workers.fleet.target import HostTarget
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import BinaryIO
 
 import paramiko
 
+from orchestrator.fleet.target import HostTarget
 from workers.fleet.connections import Connection
-from workers.fleet.target import HostTarget
 
 LineSink = Callable[[str, str], None]  # (stream, line)
 _CHUNK = 64 * 1024

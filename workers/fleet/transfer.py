@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import paramiko
 
-from workers.fleet.calls import CopyCall, FetchCall
+from orchestrator.fleet.calls import CopyCall, FetchCall
 from workers.fleet.connections import Connection
 from workers.fleet.errors import ModuleFailed
 from workers.fleet.modules import ModuleContext, ModuleOutcome, execute, open_sftp

@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.errors import JobFailed
-from orchestrator.fleet_files import fleet_files_dir
+from orchestrator.fleet.calls import AnyCall
+from orchestrator.fleet.files import fleet_files_dir
+from orchestrator.fleet.results import FleetResult, HostResult, HostStatus
 from orchestrator.inventory import Inventory, select_hosts
 from orchestrator.kinds.fleet import FleetTargetParams
 from workers.context import JobContext
-from workers.fleet import AnyCall, FleetResult, HostResult, HostStatus, run_fleet
+from workers.fleet.executor import run_fleet
 from workers.fleet_jobs.output import OutputEvents
 from workers.fleet_jobs.targets import (
     host_target,

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InvalidInput
-from orchestrator.fleet_files import resolve_fleet_file
+from orchestrator.fleet.calls import AnyCall
+from orchestrator.fleet.files import resolve_fleet_file
+from orchestrator.fleet.options import FleetOptions
+from orchestrator.fleet.target import HostTarget
 from orchestrator.inventory import (
     HostConnection,
     Inventory,
@@ -20,7 +23,6 @@ from orchestrator.inventory import (
     with_builtin_groups,
 )
 from orchestrator.kinds.fleet import FleetTargetParams, local_paths
-from workers.fleet import AnyCall, FleetOptions, HostTarget
 
 
 def job_inventory(
@@ -90,7 +92,7 @@ def localized_options(options: FleetOptions, files: Path) -> FleetOptions:
     """``options`` with a relative known_hosts store and relative known_hosts files resolved
     inside ``files`` (absolute known_hosts files are read as they are: they are only read)."""
     store = options.known_hosts_store
-    # The default (~/.ssh/known_hosts) is not validated, so not yet expanded: do it here.
+    # "~" is the worker's home: options arrive as the submitter wrote them.
     known = [os.path.expanduser(p) for p in options.known_hosts_files]
     update: dict[str, Any] = {
         "known_hosts_files": tuple(

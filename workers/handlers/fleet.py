@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.fleet.calls import PingCall
 from orchestrator.kinds.fleet import FleetPingParams, FleetRunParams
 from workers.context import JobContext
-from workers.fleet import PingCall
 from workers.fleet_jobs import run_fleet_job
 from workers.handlers.registry import handles
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from orchestrator.content_pipe import ContentStopped, binary_client, receive_content
 from orchestrator.errors import InvalidInput, JobFailed
+from orchestrator.jobs.content_pipe import ContentStopped, binary_client, receive_content
 from workers.context import JobContext
 
 

@@ -1,5 +1,5 @@
 """Inventories stored through the API: each PUT adds a numbered version; reads pick the latest
-or a given version. The text is checked by :mod:`orchestrator.fleet_inventory_rules` first."""
+or a given version. The text is checked by :mod:`orchestrator.fleet.inventory_rules` first."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import Conflict, InvalidInput, NotFound
-from orchestrator.fleet_inventory_rules import InventoryFormat, parse_api_inventory
+from orchestrator.fleet.inventory_rules import InventoryFormat, parse_api_inventory
 from orchestrator.inventory import parse_inventory
 from orchestrator.models import StoredInventory
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from workers.domxml.resolved import ResolvedDisk
+from orchestrator.domains.domxml.resolved import ResolvedDisk
 
 
 def build_disk(disk: ResolvedDisk, *, empty: bool = False) -> ET.Element:

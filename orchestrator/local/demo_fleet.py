@@ -10,9 +10,9 @@ import requests
 from rich.console import Console
 
 from orchestrator.client import ApiClient, ApiError
-from orchestrator.demo_steps import Step
+from orchestrator.local.demo_steps import Step
+from orchestrator.local.sshd_hosts import SshdFleet, missing_parts, start_fleet
 from orchestrator.settings import Settings
-from orchestrator.sshd_hosts import SshdFleet, missing_parts, start_fleet
 
 INVENTORY = "demo-fleet"
 HOSTS = 3

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from workers.domxml.resolved import ResolvedGraphics
+from orchestrator.domains.domxml.resolved import ResolvedGraphics
 
 
 def build_graphics(graphics: ResolvedGraphics, *, reveal_secrets: bool = False) -> ET.Element:

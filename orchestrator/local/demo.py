@@ -8,12 +8,12 @@ import requests
 from rich.console import Console
 
 from orchestrator.client import ApiClient, ApiError
-from orchestrator.demo_domains import DOMAIN_STEPS
-from orchestrator.demo_fleet import FLEET_STEPS
-from orchestrator.demo_steps import Step, job_step
-from orchestrator.demo_storage import POOL_REMOVAL_STEP, STORAGE_STEPS
+from orchestrator.local.demo_domains import DOMAIN_STEPS
+from orchestrator.local.demo_fleet import FLEET_STEPS
+from orchestrator.local.demo_steps import Step, job_step
+from orchestrator.local.demo_storage import POOL_REMOVAL_STEP, STORAGE_STEPS
+from orchestrator.local.stack import LocalStack, running_stack
 from orchestrator.settings import Settings
-from orchestrator.stack import LocalStack, running_stack
 
 console = Console()
 

@@ -12,16 +12,16 @@ from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import jobstore
 from orchestrator.errors import InvalidInput
-from orchestrator.jobview import job_summary
+from orchestrator.jobs import store as jobstore
+from orchestrator.jobs.lifecycle import JobState
+from orchestrator.jobs.livestate import LiveState
+from orchestrator.jobs.publisher import TaskPublisher
+from orchestrator.jobs.view import job_summary
 from orchestrator.kinds import get_kind, parse_params
 from orchestrator.kinds.registry import validation_errors
-from orchestrator.lifecycle import JobState
-from orchestrator.livestate import LiveState
 from orchestrator.models import Job
 from orchestrator.placement import choose_hypervisor
-from orchestrator.publisher import TaskPublisher
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)

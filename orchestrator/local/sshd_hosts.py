@@ -3,27 +3,24 @@ host keys and a client key generated per run and stopped by PID afterwards: what
 demo, the fleet tests and the fleet benchmark run commands on. Needs root and openssh-server.
 
 Root logs in with the fleet's own authorized_keys file; any other user with the usual
-``~/.ssh/authorized_keys``, such as the unprivileged user ``throwaway_user`` creates, so a
-benchmark need not pay for root's login shell setup.
+``~/.ssh/authorized_keys`` (the fleet benchmark's unprivileged login user, for one).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.fleet.target import HostTarget
+from orchestrator.fleet.target import HostTarget
 
 SSHD = "/usr/sbin/sshd"
 _CONFIG = """\
@@ -47,9 +44,6 @@ Subsystem sftp internal-sftp
 Match User *,!root
     AuthorizedKeysFile .ssh/authorized_keys
 """
-# Written into the GECOS field of users throwaway_user creates, so a leftover from an
-# interrupted run is recognised as ours and never confused with a real account.
-_THROWAWAY_MARK = "fleet sshd hosts throwaway user"
 
 
 def missing_parts() -> str | None:
@@ -151,28 +145,6 @@ class SshdHost:
             self.process.wait()
         self.process = None
 
-    def restart_with_new_host_key(self) -> None:
-        """The same host answering with a different key, as after a reinstall (or an attack)."""
-        self.stop()
-        self.host_key = keygen(self.dir / "ssh_host_ed25519_key")
-        self.start_same_port()
-
-    def start_same_port(self) -> None:
-        self.process = subprocess.Popen(
-            [SSHD, "-D", "-f", str(self.dir / "sshd_config"), "-E", str(self.log)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if not self.wait_ready():
-            raise RuntimeError(f"sshd for {self.name} did not restart; see {self.log}")
-
-    def logins(self) -> int:
-        """Successful logins sshd recorded (one per new authenticated connection)."""
-        if not self.log.exists():
-            return 0
-        return self.log.read_text(errors="replace").count("Accepted publickey")
-
     def known_hosts_line(self) -> str:
         key_type, key = self.host_key.split()[:2]
         return f"[{self.address}]:{self.port} {key_type} {key}\n"
@@ -255,92 +227,3 @@ def _children(pid: int) -> list[int]:
         except OSError:
             continue
     return found
-
-
-@dataclass(frozen=True)
-class LoginUser:
-    """An unprivileged account the sshd hosts accept with one public key."""
-
-    name: str
-    uid: int
-    home: Path
-
-
-@contextlib.contextmanager
-def throwaway_user(name: str, public_key: str) -> Iterator[LoginUser]:
-    """Create system user ``name`` (shell /bin/sh, home a fresh temp dir holding
-    ``.ssh/authorized_keys`` with ``public_key``) and remove it, its processes and its home
-    on exit, also on exceptions and Ctrl-C. A leftover of an interrupted run is replaced; an
-    account of that name that is not ours is never touched (RuntimeError)."""
-    _remove_leftover(name)
-    home = Path(tempfile.mkdtemp(prefix=f"fleet-{name}-"))
-    try:
-        options = ["--system", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/sh"]
-        # "*": no password can match, yet the account is not locked ("!"), which sshd
-        # without PAM would refuse even for key logins.
-        subprocess.run(
-            ["useradd", *options, "--password", "*", "--comment", _THROWAWAY_MARK, name],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            user = LoginUser(name, pwd.getpwnam(name).pw_uid, home)
-            _install_key(user, public_key)
-            yield user
-        finally:
-            _remove_user(name)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _install_key(user: LoginUser, public_key: str) -> None:
-    """The modes and owners sshd's StrictModes asks for: home and .ssh 0700, file 0600."""
-    gid = pwd.getpwnam(user.name).pw_gid
-    ssh_dir = user.home / ".ssh"
-    ssh_dir.mkdir(mode=0o700)
-    keys = ssh_dir / "authorized_keys"
-    keys.write_text(public_key.strip() + "\n")
-    keys.chmod(0o600)
-    for path in (user.home, ssh_dir, keys):
-        os.chown(path, user.uid, gid)
-    user.home.chmod(0o700)
-
-
-def _remove_leftover(name: str) -> None:
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        return
-    if entry.pw_gecos != _THROWAWAY_MARK:
-        raise RuntimeError(f"user {name} exists and was not created by throwaway_user")
-    _remove_user(name)
-    home = Path(entry.pw_dir)
-    # Only a home this module made (a temp dir named for the user) is deleted with it.
-    if home.parent == Path(tempfile.gettempdir()) and home.name.startswith(f"fleet-{name}-"):
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _remove_user(name: str) -> None:
-    """Stop the user's processes (sshd sessions that outlived their listener) by PID, then
-    delete the account and its group."""
-    uid = pwd.getpwnam(name).pw_uid
-    for attempt in range(20):
-        for pid in _pids_of(uid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL if attempt else signal.SIGTERM)
-        gone = subprocess.run(["userdel", name], capture_output=True, text=True, check=False)
-        if gone.returncode == 0:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"could not remove user {name}: {gone.stderr.strip()}")
-
-
-def _pids_of(uid: int) -> list[int]:
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if proc.stat().st_uid == uid:
-                pids.append(int(proc.name))
-        except (OSError, ValueError):
-            continue
-    return pids

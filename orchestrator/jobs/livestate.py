@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.lifecycle import JobState, allowed_sources
+from orchestrator.jobs.lifecycle import JobState, allowed_sources
 
 GLOBAL_EVENTS = "orch:events"
 RUNNING_SET = "orch:running"

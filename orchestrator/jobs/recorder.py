@@ -17,13 +17,13 @@ from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import jobstore
-from orchestrator.jobview import job_summary
+from orchestrator.jobs import store as jobstore
+from orchestrator.jobs.lifecycle import JobState, next_attempt_after_loss
+from orchestrator.jobs.livestate import GLOBAL_EVENTS, RECORDER_GROUP, LiveState, decode_event
+from orchestrator.jobs.publisher import TaskPublisher
+from orchestrator.jobs.view import job_summary
 from orchestrator.kinds import KINDS
-from orchestrator.lifecycle import JobState, next_attempt_after_loss
-from orchestrator.livestate import GLOBAL_EVENTS, RECORDER_GROUP, LiveState, decode_event
 from orchestrator.models import Job
-from orchestrator.publisher import TaskPublisher
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)

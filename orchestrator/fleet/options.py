@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -33,6 +32,7 @@ class FleetOptions(BaseModel):
     )
     retry_delay: float = Field(0.5, ge=0, le=60, description="Seconds between connect attempts.")
     host_key_policy: HostKeyPolicy = "strict"
+    # Paths stay as written: "~" means the worker's home, so it is expanded on the worker.
     known_hosts_files: tuple[str, ...] = Field(
         ("~/.ssh/known_hosts",), description="Read-only known_hosts files (missing ones skipped)."
     )
@@ -49,16 +49,6 @@ class FleetOptions(BaseModel):
         1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Bytes kept per stream per host."
     )
     remote_tmp: str = Field("/tmp", pattern=r"^/[^\x00\n]*$", description="Remote temp directory.")
-
-    @field_validator("known_hosts_files")
-    @classmethod
-    def _expand_files(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(os.path.expanduser(p) for p in paths)
-
-    @field_validator("known_hosts_store")
-    @classmethod
-    def _expand_store(cls, path: str | None) -> str | None:
-        return None if path is None else os.path.expanduser(path)
 
     @field_validator("serial")
     @classmethod

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.livestate import LiveState
+from orchestrator.jobs.livestate import LiveState
 
 log = logging.getLogger(__name__)
 

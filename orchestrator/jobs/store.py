@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import InvalidInput, NotFound
-from orchestrator.ids import new_job_id
-from orchestrator.lifecycle import JobState
+from orchestrator.jobs.ids import new_job_id
+from orchestrator.jobs.lifecycle import JobState
 from orchestrator.models import Base, Job, JobEvent, OutboxEntry
 
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from workers.domxml.cpu import build_cpu, build_vcpu
-from workers.domxml.disk import build_disk, build_scsi_controller, build_usb_controller
-from workers.domxml.graphics import build_graphics, build_tablet, build_video
-from workers.domxml.interface import build_interface
-from workers.domxml.os_boot import Phase, build_os
-from workers.domxml.resolved import ResolvedSpec
-from workers.domxml.serial import build_guest_agent_channel, build_serials, build_virtio_rng
+from orchestrator.domains.domxml.cpu import build_cpu, build_vcpu
+from orchestrator.domains.domxml.disk import build_disk, build_scsi_controller, build_usb_controller
+from orchestrator.domains.domxml.graphics import build_graphics, build_tablet, build_video
+from orchestrator.domains.domxml.interface import build_interface
+from orchestrator.domains.domxml.os_boot import Phase, build_os
+from orchestrator.domains.domxml.resolved import ResolvedSpec
+from orchestrator.domains.domxml.serial import (
+    build_guest_agent_channel,
+    build_serials,
+    build_virtio_rng,
+)
 
 LIBOSINFO_NS = "http://libosinfo.org/xmlns/libvirt/domain/1.0"
 

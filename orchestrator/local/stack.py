@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import requests
 
 from orchestrator import db
-from orchestrator.livestate import LiveState
-from orchestrator.processes import ServiceProcess, port_open, redis_server
+from orchestrator.jobs.livestate import LiveState
+from orchestrator.local.processes import ServiceProcess, port_open, redis_server
 from orchestrator.settings import LOCAL_REDIS_PORT, Settings
 
 

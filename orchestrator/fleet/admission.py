@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import InvalidInput, NotFound
-from orchestrator.fleet_inventories import get_inventory
+from orchestrator.fleet.inventories import get_inventory
 
 FLEET_KINDS = frozenset({"fleet.run", "fleet.ping"})
 

@@ -4,8 +4,8 @@
 writes, one small builder per device.
 """
 
-from workers.domxml.defaults import fill_defaults
-from workers.domxml.domain import render_domain_xml
-from workers.domxml.resolved import HostDefaults, ResolvedSpec
+from orchestrator.domains.domxml.defaults import fill_defaults
+from orchestrator.domains.domxml.domain import render_domain_xml
+from orchestrator.domains.domxml.resolved import HostDefaults, ResolvedSpec
 
 __all__ = ["HostDefaults", "ResolvedSpec", "fill_defaults", "render_domain_xml"]

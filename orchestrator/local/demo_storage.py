@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from orchestrator.demo_steps import Step, job_step
+from orchestrator.local.demo_steps import Step, job_step
 from orchestrator.settings import Settings
 
 BASE = "demo-base.qcow2"

@@ -10,7 +10,7 @@ from celery import Celery
 from kombu.utils.json import dumps
 
 from orchestrator.celery_app import RUN_JOB_TASK
-from orchestrator.livestate import LiveState
+from orchestrator.jobs.livestate import LiveState
 from orchestrator.settings import queue_for
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from workers.domxml.resolved import ResolvedSerial
+from orchestrator.domains.domxml.resolved import ResolvedSerial
 
 
 def build_serials(serials: tuple[ResolvedSerial, ...]) -> list[ET.Element]:

@@ -11,13 +11,13 @@ from typing import Any, Literal
 import redis
 from sqlalchemy.orm import Session
 
-from orchestrator import jobstore
 from orchestrator.errors import Conflict
-from orchestrator.fleet_submit import FLEET_KINDS
-from orchestrator.jobview import job_document
-from orchestrator.lifecycle import JobState
-from orchestrator.livestate import LiveState
-from orchestrator.submission import JobRequest
+from orchestrator.fleet.admission import FLEET_KINDS
+from orchestrator.jobs import store as jobstore
+from orchestrator.jobs.lifecycle import JobState
+from orchestrator.jobs.livestate import LiveState
+from orchestrator.jobs.submission import JobRequest
+from orchestrator.jobs.view import job_document
 
 Which = Literal["failed", "unreachable", "both"]
 

@@ -1,5 +1,5 @@
 """The domain part of ``orchestrator demo``: a real VM on the local hypervisor, booted from a
-512-byte boot sector (:mod:`orchestrator.bootsector`), proven alive by the marker it writes to
+512-byte boot sector (:mod:`orchestrator.local.bootsector`), proven alive by the marker it writes to
 its serial console, then destroyed and undefined with its disk, and its base image deleted.
 
 The base image is written under ``var/images`` and imported into the demo pool by a
@@ -22,10 +22,10 @@ from typing import Any
 
 from rich.console import Console
 
-from orchestrator.bootsector import MARKER, write_base_image
 from orchestrator.client import ApiClient, ApiError
-from orchestrator.demo_steps import Step, job_step
-from orchestrator.demo_storage import demo_pool
+from orchestrator.local.bootsector import MARKER, write_base_image
+from orchestrator.local.demo_steps import Step, job_step
+from orchestrator.local.demo_storage import demo_pool
 from orchestrator.settings import Settings
 
 VM = "orchestrator-demo-vm"

@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from orchestrator.domains.devices import DiskSpec, NetworkSpec, PathSource, VolumeSource
-from orchestrator.domains.osinfo import OsVariant
-from orchestrator.domains.spec import DomainSpec
-from workers.domxml.resolved import (
+from orchestrator.domains.domxml.resolved import (
     HostDefaults,
     ResolvedBoot,
     ResolvedDisk,
@@ -20,7 +18,9 @@ from workers.domxml.resolved import (
     ResolvedSerial,
     ResolvedSpec,
 )
-from workers.domxml.targets import TargetAllocator
+from orchestrator.domains.domxml.targets import TargetAllocator
+from orchestrator.domains.osinfo import OsVariant
+from orchestrator.domains.spec import DomainSpec
 
 
 def fill_defaults(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from workers.domxml.resolved import ResolvedInterface
+from orchestrator.domains.domxml.resolved import ResolvedInterface
 
 
 def build_interface(iface: ResolvedInterface) -> ET.Element:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Literal
 
-from workers.domxml.resolved import ResolvedBoot
+from orchestrator.domains.domxml.resolved import ResolvedBoot
 
 Phase = Literal["install", "final"]
 
