@@ -1,7 +1,9 @@
-"""Rendered domain XML for a spread of specs, compared with golden files (REGEN_GOLDEN=1).
+"""Rendered domain XML for a spread of specs, compared with golden files.
 
-Each golden file is also defined on a private test:///default hypervisor, so libvirt's own
-parser accepts what we render.
+A missing or different golden file fails; ``REGEN_GOLDEN=1`` rewrites them and fails too, so a
+regenerating run never counts as a pass. The golden files are checked against libvirt itself:
+each is defined on a private test:///default hypervisor and libvirt's dump must keep what we
+wrote, mean the same, and hold what the spec asked for (``tests.domains.libvirt_oracle``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import pytest
 from orchestrator.domains.domxml import HostDefaults, fill_defaults, render_domain_xml
 from orchestrator.domains.osinfo import resolve_os_variant
 from orchestrator.domains.spec import CpuSpec, DomainSpec
-from tests.domains.conftest import GOLDEN_DIR
+from tests.domains.conftest import GOLDEN_DIR, REGENERATE
+from tests.domains.libvirt_oracle import (
+    libvirt_view,
+    lost_in_libvirt,
+    semantic_differences,
+    unmet_requests,
+)
 
 NESTED_KVM_CPU = CpuSpec(mode="custom", model="qemu64", disabled_features=("svm",))
 UUID = "8f0d3a52-6f0e-4a54-9a3b-0d6e2b9b1a11"
@@ -209,28 +217,72 @@ def _render_all(name: str) -> dict[str, str]:
     return out
 
 
+def _golden_text(file_name: str) -> str:
+    golden = GOLDEN_DIR / file_name
+    if not golden.exists():
+        pytest.fail(
+            f"golden file {golden} is missing: write it with "
+            f"`{REGENERATE}`, review the new file and commit it",
+            pytrace=False,
+        )
+    return golden.read_text()
+
+
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_rendered_xml_matches_golden_file(name: str, regen_golden: bool) -> None:
-    for file_name, xml in _render_all(name).items():
-        golden = GOLDEN_DIR / file_name
-        if regen_golden or not golden.exists():
-            golden.write_text(xml)
-        assert xml == golden.read_text(), f"{file_name} changed; REGEN_GOLDEN=1 to accept"
+    rendered = _render_all(name)
+    if regen_golden:
+        changed = [f for f, xml in rendered.items() if _write_if_changed(GOLDEN_DIR / f, xml)]
+        # A regenerating run proves nothing about the output, so it must not pass.
+        pytest.fail(
+            f"regenerated {', '.join(rendered)} (changed: {', '.join(changed) or 'none'}); "
+            "review the diff and re-run without REGEN_GOLDEN",
+            pytrace=False,
+        )
+    for file_name, xml in rendered.items():
+        assert xml == _golden_text(file_name), f"{file_name} changed; `{REGENERATE}` to accept"
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+def _golden_files(name: str) -> tuple[str, str | None]:
+    """The golden final and install-phase XML of a spec (None when it has no install phase)."""
+    install = f"{name}.install.xml"
+    return _golden_text(f"{name}.xml"), (
+        _golden_text(install) if install in _render_all(name) else None
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
-def test_libvirt_accepts_the_rendered_xml(name: str, test_conn: libvirt.virConnect) -> None:
-    for xml in _render_all(name).values():
-        dom = test_conn.defineXML(xml)
-        try:
-            assert dom.name() == SPECS[name][0]["name"]
-        finally:
-            dom.undefine()
+def test_libvirt_reads_each_golden_file_as_written(
+    name: str, test_conn: libvirt.virConnect
+) -> None:
+    for xml in filter(None, _golden_files(name)):
+        theirs = libvirt_view(test_conn, xml)
+        assert lost_in_libvirt(xml, theirs) == []
+        assert semantic_differences(xml, theirs) == {}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_libvirts_reading_of_each_golden_file_holds_what_the_spec_asked(
+    name: str, test_conn: libvirt.virConnect
+) -> None:
+    raw, host = SPECS[name]
+    final, install = (x and libvirt_view(test_conn, x) for x in _golden_files(name))
+    assert final is not None
+    assert unmet_requests(raw, host, final, install) == []
 
 
 def test_every_golden_file_belongs_to_a_spec() -> None:
     expected = {f for name in SPECS for f in _render_all(name)}
-    assert {p.name for p in Path(GOLDEN_DIR).glob("*.xml")} == expected
+    present = {p.name for p in Path(GOLDEN_DIR).glob("*.xml")}
+    assert sorted(present - expected) == [], "golden files of no spec: remove them"
+    assert sorted(expected - present) == [], f"golden files missing: `{REGENERATE}` writes them"
 
 
 def test_shown_xml_hides_the_password_and_libvirts_copy_has_it() -> None:
@@ -243,5 +295,5 @@ def test_shown_xml_hides_the_password_and_libvirts_copy_has_it() -> None:
 
 
 def test_markup_in_values_is_escaped_not_interpreted() -> None:
-    xml = (GOLDEN_DIR / "kernel_boot_escaped_cmdline.xml").read_text()
+    xml = _golden_text("kernel_boot_escaped_cmdline.xml")
     assert "<cmdline>console=ttyS0 note=\"a&lt;b &amp; c&gt;d\" 'q'</cmdline>" in xml
