@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 import requests
 
+from orchestrator.kinds import KINDS
 from tests.support.services import RunningStack
 
 
@@ -94,4 +98,31 @@ def test_bad_query_parameters_are_a_422(stack: RunningStack) -> None:
 def test_the_openapi_document_describes_every_kind(stack: RunningStack) -> None:
     document = stack.api.get("/v1/openapi.json")
     assert "/v1/jobs" in document["paths"]
-    assert {"Params_ping", "Params_hypervisor_facts"} <= set(document["components"]["schemas"])
+    schemas = document["components"]["schemas"]
+    described = {}
+    for kind in KINDS.values():
+        schema = schemas.get("Params_" + kind.name.replace(".", "_").replace("-", "_"))
+        assert schema is not None, f"no parameter schema for {kind.name}"
+        fields = kind.params.model_fields
+        described[kind.name] = (set(schema.get("properties", {})), set(schema.get("required", ())))
+        assert described[kind.name] == (
+            {f.alias or name for name, f in fields.items()},
+            {f.alias or name for name, f in fields.items() if f.is_required()},
+        ), kind.name
+    assert len(described) == len(KINDS) >= 25
+    listed = stack.api.get("/v1/kinds")["items"]
+    assert [k["name"] for k in listed] == sorted(KINDS)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="orchestrator/openapi.py leaves each model's nested $defs inside its Params_ schema "
+    "while its $refs point at #/components/schemas/<Model>",
+)
+def test_every_reference_in_the_openapi_document_resolves(stack: RunningStack) -> None:
+    document = stack.api.get("/v1/openapi.json")
+    schemas = document["components"]["schemas"]
+    refs = set(re.findall(r'"\$ref": "([^"]+)"', json.dumps(document)))
+    prefix = "#/components/schemas/"
+    assert all(ref.startswith(prefix) for ref in refs), refs
+    assert sorted(r for r in refs if r.removeprefix(prefix) not in schemas) == []
