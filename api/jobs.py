@@ -13,9 +13,10 @@ from api.services import services
 from orchestrator.domains.dryrun import dry_run_job
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.jobs import store as jobstore
+from orchestrator.jobs.events import Event
 from orchestrator.jobs.lifecycle import JobState
 from orchestrator.jobs.submission import JobRequest
-from orchestrator.jobs.view import event_from_live, event_from_row, job_document, live_document
+from orchestrator.jobs.view import job_document, live_document
 from orchestrator.models import Job
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -88,9 +89,10 @@ def events(job_id: str) -> Response:
         jobstore.get_job(session, job_id)
         live = _live_events(job_id, after, limit)
         if live is not None:
-            items = [event_from_live(event) for event in live]
+            items = [event.document() for event in live]
         else:
-            items = [event_from_row(r) for r in jobstore.list_events(session, job_id, after, limit)]
+            rows = jobstore.list_events(session, job_id, after, limit)
+            items = [Event.from_row(row).document() for row in rows]
     return jsonify({"items": items, "last_seq": items[-1]["seq"] if items else after})
 
 
@@ -126,7 +128,7 @@ def _live(job_id: str, wait: float = 0.0) -> dict[str, Any] | None:
         return None  # Redis down: SQL alone answers
 
 
-def _live_events(job_id: str, after: int, limit: int) -> list[dict[str, Any]] | None:
+def _live_events(job_id: str, after: int, limit: int) -> list[Event] | None:
     try:
         return services().live.events(job_id, after, limit)
     except redis.RedisError:

@@ -42,7 +42,7 @@ from bench.settings import bench_settings
 from orchestrator.client import ApiClient
 from orchestrator.local.processes import ServiceProcess, free_port, redis_server
 from orchestrator.local.stack import LocalStack
-from workers.storage.volume_xml import VolumeDefinition, render_volume_xml
+from orchestrator.storage.volume_xml import VolumeDefinition, render_volume_xml
 
 RESULTS = Path(__file__).resolve().parent / "results" / "volumes.json"
 QEMU_URI = "qemu:///system"

@@ -45,11 +45,15 @@ def worker(
 ) -> None:
     """Run a Celery worker for one hypervisor."""
     from workers.app import run_worker
+    from workers.handlers.registry import UnhandledKinds
 
-    run_worker(
-        _settings(hypervisor=hypervisor, libvirt_uri=libvirt_uri, worker_concurrency=concurrency),
-        loglevel,
+    settings = _settings(
+        hypervisor=hypervisor, libvirt_uri=libvirt_uri, worker_concurrency=concurrency
     )
+    try:
+        run_worker(settings, loglevel)
+    except UnhandledKinds as exc:
+        raise click.ClickException(f"worker not started: {exc}") from None
 
 
 @main.command()

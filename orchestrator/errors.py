@@ -34,6 +34,11 @@ class InvalidInput(OrchestratorError):
     status = 422
     title = "Invalid input"
 
+    @classmethod
+    def of(cls, field: str, message: str) -> InvalidInput:
+        """The error of one field breaking one rule; the message is also the detail."""
+        return cls(message, errors=[{"field": field, "message": message}])
+
 
 class NotFound(OrchestratorError):
     """Raised when the named object does not exist."""

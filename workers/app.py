@@ -9,11 +9,15 @@ from celery.signals import worker_ready, worker_shutdown
 
 from orchestrator.celery_app import RUN_JOB_TASK, create_celery
 from orchestrator.settings import Settings
+from workers.handlers import check_every_kind_handled
 from workers.heartbeat import Heartbeat
 from workers.runner import WorkerRuntime, run_attempt
 
 
 def create_worker_app(settings: Settings) -> tuple[Celery, WorkerRuntime]:
+    """The worker's Celery app; UnhandledKinds if a job kind has no handler, so a worker never
+    starts that would fail such jobs one by one."""
+    check_every_kind_handled()
     app = create_celery(settings)
     runtime = WorkerRuntime.from_settings(settings)
 
@@ -26,6 +30,7 @@ def create_worker_app(settings: Settings) -> tuple[Celery, WorkerRuntime]:
     heartbeat = Heartbeat(settings, runtime.live, runtime.instance, runtime.connector)
     worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
     worker_shutdown.connect(lambda **_: heartbeat.stop(), weak=False)
+    worker_shutdown.connect(lambda **_: runtime.resources.ssh_pool.close_all(), weak=False)
     return app, runtime
 
 

@@ -1,4 +1,5 @@
-"""What a job handler gets: its identity, a way to report events, the hypervisor, and undo."""
+"""What a job handler gets: its identity, a way to report events, the hypervisor, the worker's
+shared resources, and undo."""
 
 from __future__ import annotations
 
@@ -8,9 +9,21 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.jobs.livestate import LiveState
 from orchestrator.settings import Settings
+from workers.domains.host import HostFactsCache
+from workers.fleet.connections import ConnectionPool
 
 if TYPE_CHECKING:
     import libvirt
+
+
+@dataclass
+class WorkerResources:
+    """What a worker process keeps warm between the jobs it runs."""
+
+    # SSH connections to fleet hosts, reused by the next fleet job on the same host.
+    ssh_pool: ConnectionPool = field(default_factory=ConnectionPool)
+    # What each libvirt connection's host offers guests, probed once per connection.
+    host_facts: HostFactsCache = field(default_factory=HostFactsCache)
 
 
 @dataclass
@@ -23,6 +36,7 @@ class JobContext:
     settings: Settings
     live: LiveState
     connect: Callable[[], libvirt.virConnect]
+    resources: WorkerResources = field(default_factory=WorkerResources)
     _undo: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
 
     @property

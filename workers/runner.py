@@ -17,7 +17,7 @@ from orchestrator.jobs.livestate import ClaimOutcome, LiveState
 from orchestrator.kinds import get_kind, parse_params
 from orchestrator.settings import Settings
 from workers.connection import LibvirtConnector
-from workers.context import JobContext
+from workers.context import JobContext, WorkerResources
 from workers.handlers import HANDLERS
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class WorkerRuntime:
     settings: Settings
     live: LiveState
     connector: LibvirtConnector
+    resources: WorkerResources = field(default_factory=WorkerResources)
     instance: str = field(default_factory=lambda: uuid4().hex)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
@@ -52,7 +53,9 @@ def run_attempt(
     if outcome is not ClaimOutcome.CLAIMED:
         log.info("job %s attempt %s not run: %s", job_id, attempt, outcome.value)
         return {"skipped": outcome.value}
-    ctx = JobContext(job_id, attempt, kind, runtime.settings, live, runtime.connector)
+    ctx = JobContext(
+        job_id, attempt, kind, runtime.settings, live, runtime.connector, runtime.resources
+    )
     try:
         result = _call_handler(ctx, kind, params)
     except OrchestratorError as exc:

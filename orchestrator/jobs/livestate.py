@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.jobs.events import Event
 from orchestrator.jobs.lifecycle import JobState, allowed_sources
 
 GLOBAL_EVENTS = "orch:events"
@@ -314,12 +315,12 @@ class LiveState:
         raw = self.redis.hget(job_key(job_id), "state")
         return JobState(raw) if raw else None
 
-    def events(self, job_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]] | None:
+    def events(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event] | None:
         """Events with seq > ``after`` from the live stream; None when the stream is gone."""
         entries = self.redis.xrange(job_stream(job_id), min=f"(0-{after}", max="+", count=limit)
         if not entries and not self.redis.exists(job_key(job_id)):
             return None
-        return [decode_event(fields) for _, fields in entries]
+        return [Event.from_stream(fields) for _, fields in entries]
 
     # --- hypervisors -----------------------------------------------------------------------
     def beat(self, hypervisor: str, info: dict[str, Any], ttl: float) -> None:
@@ -358,25 +359,6 @@ class LiveState:
     def running_jobs(self) -> list[dict[str, Any]]:
         """Live state of every job currently claimed by a worker."""
         return [job for job_id in self.redis.smembers(RUNNING_SET) if (job := self.job(job_id))]
-
-
-def decode_event(fields: dict[str, str]) -> dict[str, Any]:
-    """A stream entry as an event dict (``data``, ``result`` and ``error`` JSON-decoded)."""
-    event: dict[str, Any] = {
-        "job_id": fields["job"],
-        "seq": int(fields["seq"]),
-        "time": float(fields["time"]),
-        "level": fields["level"],
-        "message": fields["message"],
-        "attempt": int(fields["attempt"]),
-        "host": fields.get("host"),
-        "data": json.loads(fields["data"]) if "data" in fields else None,
-        "state": fields.get("state"),
-    }
-    for name in ("result", "error"):
-        if name in fields:
-            event[name] = json.loads(fields[name])
-    return event
 
 
 def _emitted(raw: list[Any]) -> Emitted:

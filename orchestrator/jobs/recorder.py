@@ -18,8 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.jobs import store as jobstore
+from orchestrator.jobs.events import Event
 from orchestrator.jobs.lifecycle import JobState, next_attempt_after_loss
-from orchestrator.jobs.livestate import GLOBAL_EVENTS, RECORDER_GROUP, LiveState, decode_event
+from orchestrator.jobs.livestate import GLOBAL_EVENTS, RECORDER_GROUP, LiveState
 from orchestrator.jobs.publisher import TaskPublisher
 from orchestrator.jobs.view import job_summary
 from orchestrator.kinds import KINDS
@@ -105,7 +106,7 @@ class Recorder:
         if not entries:
             return 0
         with self.sessions() as session:
-            jobstore.apply_events(session, (decode_event(fields) for _, fields in entries))
+            jobstore.apply_events(session, (Event.from_stream(fields) for _, fields in entries))
         ids = [entry_id for entry_id, _ in entries]
         pipe = self.live.redis.pipeline()
         pipe.xack(GLOBAL_EVENTS, RECORDER_GROUP, *ids)

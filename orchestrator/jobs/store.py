@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import InvalidInput, NotFound
+from orchestrator.jobs.events import Event
 from orchestrator.jobs.ids import new_job_id
 from orchestrator.jobs.lifecycle import JobState
 from orchestrator.models import Base, Job, JobEvent, OutboxEntry
@@ -161,7 +162,7 @@ def list_events(session: Session, job_id: str, after: int, limit: int) -> list[J
     return list(session.scalars(query))
 
 
-def apply_events(session: Session, events: Iterable[dict[str, Any]]) -> int:
+def apply_events(session: Session, events: Iterable[Event]) -> int:
     """Persist reported events (duplicates ignored) and move job rows forward; one commit.
 
     The batch costs three statements, each run once with many parameter sets: insert the
@@ -169,23 +170,24 @@ def apply_events(session: Session, events: Iterable[dict[str, Any]]) -> int:
     short, so API writes waiting on the database lock (SQLite has a single one) wait rarely
     and briefly.
     """
-    batch = sorted(events, key=lambda e: e["seq"])
-    job_ids = {event["job_id"] for event in batch}
+    batch = sorted(events, key=lambda e: e.seq)
+    job_ids = {event.job_id for event in batch}
     known = set(session.scalars(select(Job.id).where(Job.id.in_(job_ids)))) if job_ids else set()
     # An event for a job without a row (a foreign or purged job) is dropped.
-    rows = [_event_values(event) for event in batch if event["job_id"] in known]
+    rows = [event.row_values() for event in batch if event.job_id in known]
     # Core statements run once with many parameter sets (executemany): the ORM's bulk paths
     # and a freshly built statement per job cost more than the rows they write.
     connection = session.connection()
     if rows:
         connection.execute(_insert_ignoring_duplicates(session), rows)
-    latest_state: dict[str, dict[str, Any]] = {}
-    starts: dict[str, dict[str, Any]] = {}
+    # Only events that change the state (``state`` set) move a job row.
+    latest_state: dict[str, Event] = {}
+    starts: dict[str, Event] = {}
     for event in batch:
-        if event["job_id"] in known and event.get("state"):
-            latest_state[event["job_id"]] = event
-            if event["state"] == JobState.RUNNING:
-                starts[event["job_id"]] = event
+        if event.job_id in known and event.state:
+            latest_state[event.job_id] = event
+            if event.state == JobState.RUNNING:
+                starts[event.job_id] = event
     if latest_state:
         connection.execute(_MOVE_JOB, [_state_values(event) for event in latest_state.values()])
     if starts:
@@ -242,46 +244,27 @@ def _insert_ignoring_duplicates(session: Session) -> Any:
     raise NotImplementedError(f"no duplicate-ignoring insert for {dialect}")
 
 
-def _event_values(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "job_id": event["job_id"],
-        "seq": event["seq"],
-        "time": _from_epoch(event["time"]),
-        "level": event["level"],
-        "attempt": event["attempt"],
-        "host": event.get("host"),
-        "state": event.get("state"),
-        "message": event["message"],
-        "data": event.get("data"),
-    }
-
-
-def _state_values(event: dict[str, Any]) -> dict[str, Any]:
+def _state_values(event: Event) -> dict[str, Any]:
     """Parameters of _MOVE_JOB: the job moves to ``event``'s state unless SQL holds a newer one."""
-    state = JobState(event["state"])
-    at = _from_epoch(event["time"])
+    state = JobState(str(event.state))
     return {
-        "b_id": event["job_id"],
-        "b_seq": event["seq"],
+        "b_id": event.job_id,
+        "b_seq": event.seq,
         "state": state.value,
-        "attempt": event["attempt"],
-        "last_seq": event["seq"],
-        "updated_at": at,
-        "finished_at": at if state.is_terminal else None,
-        "result": event.get("result") if state.is_terminal else None,
-        "error": event.get("error") if state.is_terminal else None,
+        "attempt": event.attempt,
+        "last_seq": event.seq,
+        "updated_at": event.time,
+        "finished_at": event.time if state.is_terminal else None,
+        "result": event.result if state.is_terminal else None,
+        "error": event.error if state.is_terminal else None,
     }
 
 
-def _start_values(start: dict[str, Any]) -> dict[str, Any]:
+def _start_values(start: Event) -> dict[str, Any]:
     """Parameters of _KEEP_RUNNER, from a ``running`` event."""
     return {
-        "b_id": start["job_id"],
-        "b_attempt": start["attempt"],
-        "started_at": _from_epoch(start["time"]),
-        "worker": (start.get("data") or {}).get("worker"),
+        "b_id": start.job_id,
+        "b_attempt": start.attempt,
+        "started_at": start.time,
+        "worker": (start.data or {}).get("worker"),
     }
-
-
-def _from_epoch(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.models import Job, JobEvent
+from orchestrator.jobs.events import as_utc
+from orchestrator.models import Job
 
 _LIVE_FIELDS = ("state", "attempt", "worker", "result", "error")
 
@@ -67,38 +68,8 @@ def _document(
     return doc
 
 
-def event_from_row(row: JobEvent) -> dict[str, Any]:
-    return {
-        "seq": row.seq,
-        "time": _iso(row.time),
-        "level": row.level,
-        "attempt": row.attempt,
-        "host": row.host,
-        "state": row.state,
-        "message": row.message,
-        "data": row.data,
-    }
-
-
-def event_from_live(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "seq": event["seq"],
-        "time": _iso_epoch(event["time"]),
-        "level": event["level"],
-        "attempt": event["attempt"],
-        "host": event.get("host"),
-        "state": event.get("state"),
-        "message": event["message"],
-        "data": event.get("data"),
-    }
-
-
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
+    return None if value is None else as_utc(value).isoformat()
 
 
 def _iso_epoch(value: float | None) -> str | None:

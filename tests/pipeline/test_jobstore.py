@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from orchestrator.db import make_engine, make_sessionmaker
 from orchestrator.errors import InvalidInput
 from orchestrator.jobs import store as jobstore
+from orchestrator.jobs.events import Event
 from orchestrator.models import JobEvent, OutboxEntry
 
 
@@ -27,17 +29,9 @@ def new_job(key: str | None = None, hypervisor: str = "hv") -> jobstore.NewJob:
     return jobstore.NewJob("ping", {"delay": 0}, hypervisor, "ci", key, True)
 
 
-def event(job_id: str, seq: int, state: str | None = None, **extra: object) -> dict[str, object]:
-    return {
-        "job_id": job_id,
-        "seq": seq,
-        "time": time.time(),
-        "level": "info",
-        "attempt": 1,
-        "message": f"event {seq}",
-        "state": state,
-        **extra,
-    }
+def event(job_id: str, seq: int, state: str | None = None, **extra: Any) -> Event:
+    now = datetime.now(UTC)
+    return Event(job_id, seq, now, "info", 1, f"event {seq}", state=state, **extra)
 
 
 def test_a_job_is_stored_with_its_outbox_row_in_one_transaction(session: Session) -> None:

@@ -106,13 +106,14 @@ def _resolve_os_variant(spec: DomainSpec) -> Resolution:
 
 def _plan(ctx: JobContext, spec: DomainSpec, resolution: Resolution) -> DomainPlan:
     conn = ctx.libvirt
-    check_host_limits(conn, spec)
+    facts = ctx.resources.host_facts.get(conn)
+    check_host_limits(facts, spec)
     check_networks(conn, spec)
     password = read_display_password(spec.graphics)
     formats = existing_formats(conn, spec)
     paths = paths_to_create(conn, spec)
     seed = seed_directory(conn, spec) if spec.cloud_init is not None else None
-    host = host_defaults(conn, ctx.settings, known_formats=formats)
+    host = host_defaults(facts, ctx.settings, known_formats=formats)
     iso = os.path.join(seed[1], seed_file_name(spec.name)) if seed else None
     resolved = with_display_password(
         fill_defaults(spec, resolution.variant, host, cloud_init_iso=iso), password

@@ -16,10 +16,10 @@ from orchestrator.errors import InvalidInput
 from orchestrator.storage.locators import VolumeLocator
 from orchestrator.storage.sizes import format_size
 from orchestrator.storage.spec import VolumeSpec
+from orchestrator.storage.volume_xml import VolumeDefinition, render_volume_xml
 from workers.context import JobContext
 from workers.storage.ensure import accept_existing, check_space, create_or_find
 from workers.storage.pools import find_pool, require_active
-from workers.storage.volume_xml import VolumeDefinition, render_volume_xml
 from workers.storage.volumes import (
     describe_volume,
     lookup_volume,

@@ -37,18 +37,22 @@ class HostFacts:
     memory_mib: int
 
 
-_facts: weakref.WeakKeyDictionary[libvirt.virConnect, HostFacts] = weakref.WeakKeyDictionary()
-_facts_lock = threading.Lock()
+class HostFactsCache:
+    """The facts of each libvirt connection's host, probed on the connection's first use and
+    then reused; a reopened connection (libvirtd restarted) is probed again."""
 
+    def __init__(self) -> None:
+        self._facts: weakref.WeakKeyDictionary[libvirt.virConnect, HostFacts] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
 
-def host_facts(conn: libvirt.virConnect) -> HostFacts:
-    """The facts of ``conn``'s host, probed on the connection's first use and then reused."""
-    with _facts_lock:
-        # One probe per connection even when many jobs start at once.
-        facts = _facts.get(conn)
-        if facts is None:
-            facts = _facts[conn] = _probe(conn)
-        return facts
+    def get(self, conn: libvirt.virConnect) -> HostFacts:
+        with self._lock:  # one probe per connection even when many jobs start at once
+            facts = self._facts.get(conn)
+            if facts is None:
+                facts = self._facts[conn] = _probe(conn)
+            return facts
 
 
 def _probe(conn: libvirt.virConnect) -> HostFacts:
@@ -73,13 +77,12 @@ def _probe(conn: libvirt.virConnect) -> HostFacts:
 
 
 def host_defaults(
-    conn: libvirt.virConnect,
+    facts: HostFacts,
     settings: Settings,
     *,
     known_formats: Mapping[str, str] | None = None,
     seed_dir: str | None = None,
 ) -> HostDefaults:
-    facts = host_facts(conn)
     defaults = HostDefaults(
         domain_type=facts.domain_type,
         arch=facts.arch,
@@ -101,13 +104,14 @@ def _kvm_usable(conn: libvirt.virConnect, arch: str) -> bool:
     return True
 
 
-def check_host_limits(conn: libvirt.virConnect, spec: DomainSpec) -> None:
+def check_host_limits(facts: HostFacts, spec: DomainSpec) -> None:
     """InvalidInput when the spec asks for more vCPUs or memory than the host has."""
-    facts = host_facts(conn)
     if spec.vcpus is not None and spec.vcpus > facts.cpus:
-        _invalid("params.vcpus", f"{spec.vcpus} vCPUs are more than the host's {facts.cpus} CPUs")
+        raise InvalidInput.of(
+            "params.vcpus", f"{spec.vcpus} vCPUs are more than the host's {facts.cpus} CPUs"
+        )
     if spec.memory_mib > facts.memory_mib:
-        _invalid(
+        raise InvalidInput.of(
             "params.memory_mib",
             f"{spec.memory_mib} MiB is more than the host's {facts.memory_mib} MiB of memory",
         )
@@ -119,7 +123,7 @@ def check_networks(conn: libvirt.virConnect, spec: DomainSpec) -> None:
         field = f"params.networks.{index}.source"
         if nic.type == "bridge":
             if not os.path.isdir(f"/sys/class/net/{nic.source}"):
-                _invalid(field, f"the host has no bridge {nic.source!r}")
+                raise InvalidInput.of(field, f"the host has no bridge {nic.source!r}")
             continue
         try:
             network = conn.networkLookupByName(nic.source)
@@ -127,14 +131,12 @@ def check_networks(conn: libvirt.virConnect, spec: DomainSpec) -> None:
             if exc.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
                 raise
             known = ", ".join(sorted(n.name() for n in conn.listAllNetworks())) or "none"
-            _invalid(field, f"no libvirt network {nic.source!r} (known: {known})")
+            raise InvalidInput.of(
+                field, f"no libvirt network {nic.source!r} (known: {known})"
+            ) from None
         if not network.isActive():
             raise Conflict(
                 f"libvirt network {nic.source!r} is not running; start it first "
                 f"(virsh net-start {nic.source})",
                 network=nic.source,
             )
-
-
-def _invalid(field: str, message: str) -> None:
-    raise InvalidInput(message, errors=[{"field": field, "message": message}])

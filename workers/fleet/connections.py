@@ -191,16 +191,3 @@ def _identity(target: HostTarget) -> str:
         digest = hmac.new(_PASSWORD_SALT, target.password.encode(), hashlib.sha256)
         parts.append("password:" + digest.hexdigest()[:16])
     return "|".join(parts) or "default-keys"
-
-
-_default_pool: ConnectionPool | None = None
-_default_lock = threading.Lock()
-
-
-def default_pool() -> ConnectionPool:
-    """The process-wide pool a worker's jobs share, so the next job finds warm connections."""
-    global _default_pool
-    with _default_lock:
-        if _default_pool is None:
-            _default_pool = ConnectionPool()
-        return _default_pool

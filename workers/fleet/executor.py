@@ -23,7 +23,7 @@ from orchestrator.fleet.options import FleetOptions, plan_batches
 from orchestrator.fleet.redaction import Redactor
 from orchestrator.fleet.results import FleetResult, HostResult, HostStatus
 from orchestrator.fleet.target import HostTarget
-from workers.fleet.connections import Connection, ConnectionPool, StaleConnection, default_pool
+from workers.fleet.connections import Connection, ConnectionPool, StaleConnection
 from workers.fleet.dial import DialSettings
 from workers.fleet.errors import FleetError, HostUnreachable
 from workers.fleet.hostkeys import HostKeyVerifier
@@ -50,20 +50,20 @@ def run_fleet(
     options: FleetOptions | None = None,
     on_output: OutputCallback | None = None,
     *,
-    pool: ConnectionPool | None = None,
+    pool: ConnectionPool,
     cancelled: Callable[[], bool] | None = None,
 ) -> FleetResult:
     """Run ``call`` on every target and return each host's result.
 
     ``on_output(host, stream, line)`` gets output lines as they arrive, from worker threads,
-    already redacted. Connections stay in ``pool`` (the process-wide one by default) for the
-    next run. Once ``cancelled()`` is true, hosts not yet started are skipped (those running
+    already redacted. Connections stay in ``pool`` (the worker's, see ``WorkerResources``) for
+    the next run. Once ``cancelled()`` is true, hosts not yet started are skipped (those running
     finish). Never raises for a host's failure; raises ValueError on duplicate host names.
     """
     options = options or FleetOptions()
     _check_unique(targets)
     redact = Redactor(s for t in targets for s in t.secrets())
-    run = _Run(call, options, pool or default_pool(), redact, on_output, cancelled)
+    run = _Run(call, options, pool, redact, on_output, cancelled)
     by_name = {t.name: t for t in targets}
     results: dict[str, HostResult] = {}
     stopped: str | None = None

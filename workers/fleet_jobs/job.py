@@ -48,7 +48,14 @@ def run_fleet_job(ctx: JobContext, params: FleetTargetParams, call: AnyCall) -> 
         data={"module": call.module, "hosts": len(targets), "forks": options.forks},
     )
     with OutputEvents(lambda host, message, data: ctx.event(message, host=host, data=data)) as out:
-        result = run_fleet(targets, call, options, out.line, cancelled=ctx.cancel_requested)
+        result = run_fleet(
+            targets,
+            call,
+            options,
+            out.line,
+            pool=ctx.resources.ssh_pool,
+            cancelled=ctx.cancel_requested,
+        )
     for host_result in result.values():
         _report_host(ctx, host_result)
     summary = _summary(result, params, inventory, call)

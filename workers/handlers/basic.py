@@ -13,7 +13,7 @@ from workers.facts import read_facts
 from workers.handlers.registry import handles
 
 
-@handles("ping")
+@handles(PingParams)
 def ping(ctx: JobContext, params: PingParams) -> dict[str, Any]:
     started = time.time()
     if params.delay:
@@ -29,7 +29,7 @@ def ping(ctx: JobContext, params: PingParams) -> dict[str, Any]:
     }
 
 
-@handles("hypervisor.facts")
+@handles(FactsParams)
 def facts(ctx: JobContext, params: FactsParams) -> dict[str, Any]:
     return read_facts(ctx.libvirt)
 

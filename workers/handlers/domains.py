@@ -26,54 +26,54 @@ from workers.domains.state import describe_domain, find_domain, require_domain
 from workers.handlers.registry import handles
 
 
-@handles("domain.define")
+@handles(DomainDefineParams)
 def domain_define(ctx: JobContext, params: DomainDefineParams) -> dict[str, Any]:
     return ensure_domain(ctx, params)
 
 
-@handles("domain.start")
+@handles(DomainStartParams)
 def domain_start(ctx: JobContext, params: DomainStartParams) -> dict[str, Any]:
     domain = require_domain(ctx.libvirt, params.name)
     return _report(ctx, domain, lifecycle.start(domain))
 
 
-@handles("domain.shutdown")
+@handles(DomainShutdownParams)
 def domain_shutdown(ctx: JobContext, params: DomainShutdownParams) -> dict[str, Any]:
     domain = require_domain(ctx.libvirt, params.name)
     return _report(ctx, domain, lifecycle.shutdown(ctx, domain, params.timeout, params.force))
 
 
-@handles("domain.reboot")
+@handles(DomainRebootParams)
 def domain_reboot(ctx: JobContext, params: DomainRebootParams) -> dict[str, Any]:
     domain = require_domain(ctx.libvirt, params.name)
     return _report(ctx, domain, lifecycle.reboot(domain, params.force))
 
 
-@handles("domain.destroy")
+@handles(DomainDestroyParams)
 def domain_destroy(ctx: JobContext, params: DomainDestroyParams) -> dict[str, Any]:
     domain = require_domain(ctx.libvirt, params.name)
     return _report(ctx, domain, lifecycle.destroy(domain))
 
 
-@handles("domain.suspend")
+@handles(DomainSuspendParams)
 def domain_suspend(ctx: JobContext, params: DomainSuspendParams) -> dict[str, Any]:
     domain = require_domain(ctx.libvirt, params.name)
     return _report(ctx, domain, lifecycle.suspend(domain))
 
 
-@handles("domain.resume")
+@handles(DomainResumeParams)
 def domain_resume(ctx: JobContext, params: DomainResumeParams) -> dict[str, Any]:
     domain = require_domain(ctx.libvirt, params.name)
     return _report(ctx, domain, lifecycle.resume(domain))
 
 
-@handles("domain.set-autostart")
+@handles(DomainAutostartParams)
 def domain_set_autostart(ctx: JobContext, params: DomainAutostartParams) -> dict[str, Any]:
     domain = require_domain(ctx.libvirt, params.name)
     return _report(ctx, domain, lifecycle.set_autostart(domain, params.autostart))
 
 
-@handles("domain.undefine")
+@handles(DomainUndefineParams)
 def domain_undefine(ctx: JobContext, params: DomainUndefineParams) -> dict[str, Any]:
     domain = find_domain(ctx.libvirt, params.name)
     if domain is None:
@@ -84,12 +84,12 @@ def domain_undefine(ctx: JobContext, params: DomainUndefineParams) -> dict[str, 
     return {"name": params.name, "changed": changed, "removed_volumes": removed}
 
 
-@handles("domain.info")
+@handles(DomainInfoParams)
 def domain_info(ctx: JobContext, params: DomainInfoParams) -> dict[str, Any]:
     return describe_domain(require_domain(ctx.libvirt, params.name))
 
 
-@handles("domain.list")
+@handles(DomainListParams)
 def domain_list(ctx: JobContext, params: DomainListParams) -> dict[str, Any]:
     domains = []
     for domain in ctx.libvirt.listAllDomains():

@@ -11,11 +11,11 @@ from workers.fleet_jobs import run_fleet_job
 from workers.handlers.registry import handles
 
 
-@handles("fleet.run")
+@handles(FleetRunParams)
 def fleet_run(ctx: JobContext, params: FleetRunParams) -> dict[str, Any]:
     return run_fleet_job(ctx, params, params.call)
 
 
-@handles("fleet.ping")
+@handles(FleetPingParams)
 def fleet_ping(ctx: JobContext, params: FleetPingParams) -> dict[str, Any]:
     return run_fleet_job(ctx, params, PingCall())

@@ -7,7 +7,7 @@ job converges. Long writes (full preallocation, clone, upload) go through
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import libvirt
@@ -23,12 +23,13 @@ from orchestrator.kinds.storage import (
     VolumeDeleteParams,
     VolumeListParams,
     VolumeResizeParams,
-    VolumeSpecFields,
     VolumeUploadParams,
 )
 from orchestrator.storage.names import is_partial_name
+from orchestrator.storage.plan import refuse_different
 from orchestrator.storage.sizes import format_size
-from orchestrator.storage.spec import VolumeSpec, describe_differences, spec_differences
+from orchestrator.storage.spec import VolumeSpec
+from orchestrator.storage.volume_xml import VolumeDefinition, VolumeFacts, render_volume_xml
 from workers.context import JobContext
 from workers.handlers.registry import handles
 from workers.storage.ensure import (
@@ -38,7 +39,8 @@ from workers.storage.ensure import (
     create_or_find,
     volume_result,
 )
-from workers.storage.partials import build_and_publish, remove_partial
+from workers.storage.new_volumes import create_preallocated, plan_new_volumes
+from workers.storage.partials import build_and_publish, discard_earlier_partial
 from workers.storage.pools import (
     describe_pool,
     ensure_dir_pool,
@@ -56,12 +58,11 @@ from workers.storage.upload import (
     upload_existing_matches,
     write_upload,
 )
-from workers.storage.volume_xml import VolumeDefinition, VolumeFacts, render_volume_xml
 from workers.storage.volumes import (
-    create_volume,
     delete_volume,
     describe_volume,
     domains_using,
+    empty_pool,
     lookup_volume,
     lookup_volume_or_file,
     resolve_reference,
@@ -69,11 +70,11 @@ from workers.storage.volumes import (
 )
 
 
-@handles("volume.create")
+@handles(VolumeCreateParams)
 def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]:
     pool, name = resolve_target(ctx.libvirt, params.target)
     available = require_active(pool)
-    plan = _plan_new_volumes(ctx, params, pool)
+    plan = plan_new_volumes(ctx, params, pool)
     capacity = plan.definition.capacity
     definition = replace(plan.definition, name=name)
     if plan.full:
@@ -82,7 +83,7 @@ def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]
             return accept_existing(ctx, pool, existing, plan.wanted, params.inspect)
         # Read again: planning may have removed a partial volume an earlier attempt left.
         check_space(pool, capacity, "params.capacity", "capacity")
-        volume, ours = _create_preallocated(ctx, pool, plan.directory, definition)
+        volume, ours = create_preallocated(ctx, pool, plan.directory, definition)
     else:
         # Sparse: no lookup first. A volume that exists makes createXML fail and is then
         # compared (create_or_find); only a capacity the pool cannot hold looks first, since
@@ -99,16 +100,16 @@ def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]
     return volume_result(ctx, pool, volume, changed=True, inspect=params.inspect)
 
 
-@handles("volume.create_many")
+@handles(VolumeCreateManyParams)
 def volume_create_many(ctx: JobContext, params: VolumeCreateManyParams) -> dict[str, Any]:
     pool = find_pool(ctx.libvirt, params.pool)
     available = require_active(pool)
-    plan = _plan_new_volumes(ctx, params, pool)
+    plan = plan_new_volumes(ctx, params, pool)
     wanted = set(params.names)
     # One listing instead of a lookup per name; only the requested ones are described.
     present = {vol.name(): vol for vol in pool.listAllVolumes() if vol.name() in wanted}
     facts = {name: describe_volume(vol) for name, vol in present.items()}
-    _refuse_different(pool, plan.wanted, facts)
+    refuse_different(pool.name(), plan.wanted, facts)
     missing = [name for name in params.names if name not in present]
     if missing and not params.overcommit:
         check_space(pool, plan.definition.capacity, "params.capacity", "capacity", available)
@@ -118,7 +119,7 @@ def volume_create_many(ctx: JobContext, params: VolumeCreateManyParams) -> dict[
             f"({plan.details}); {len(present)} already exist"
         )
     made = create_in_parallel(ctx, pool, plan.definition, missing, params.parallel)
-    _refuse_different(pool, plan.wanted, {n: f for n, (f, ours) in made.items() if not ours})
+    refuse_different(pool.name(), plan.wanted, {n: f for n, (f, ours) in made.items() if not ours})
     facts.update({name: volume_facts for name, (volume_facts, _) in made.items()})
     created = [name for name in params.names if name in made and made[name][1]]
     if created:
@@ -134,112 +135,22 @@ def volume_create_many(ctx: JobContext, params: VolumeCreateManyParams) -> dict[
     }
 
 
-@dataclass(frozen=True)
-class _NewVolumes:
-    """What each volume of a create job is to be, resolved once per job."""
-
-    definition: VolumeDefinition  # its name is set per volume
-    wanted: VolumeSpec
-    full: bool
-    directory: str | None  # set for full preallocation, which writes through a partial volume
-    details: str  # for events: "10 GiB, sparse, backed by /path"
-
-
-def _plan_new_volumes(
-    ctx: JobContext, params: VolumeSpecFields, pool: libvirt.virStoragePool
-) -> _NewVolumes:
-    definition = _new_volume(params, "", _backing(ctx, params, pool))
-    full = params.allocation == "full"
-    wanted = VolumeSpec(
-        format=definition.format,
-        capacity=definition.capacity,
-        backing_path=definition.backing_path,
-        full_allocation=full,
-        owner=params.owner,
-        group=params.group,
-        mode=params.mode,
-    )
-    # Only the slow full preallocation goes through a partial volume; it needs the directory.
-    directory = local_pool_dir(ctx.libvirt, pool) if full else None
-    if directory:
-        _remove_partial(ctx, pool, directory)
-    details = [format_size(definition.capacity), params.allocation]
-    if definition.backing_path:
-        details.append(f"backed by {definition.backing_path}")
-    return _NewVolumes(definition, wanted, full, directory, ", ".join(details))
-
-
-def _refuse_different(
-    pool: libvirt.virStoragePool, wanted: VolumeSpec, found: dict[str, VolumeFacts]
-) -> None:
-    """Conflict naming every volume that exists with other properties than asked."""
-    conflicts = {
-        name: diffs
-        for name, facts in found.items()
-        if (diffs := spec_differences(wanted, facts.state))
-    }
-    if conflicts:
-        listed = "; ".join(
-            f"{name}: {describe_differences(diffs)}" for name, diffs in sorted(conflicts.items())
-        )
-        raise Conflict(
-            f"volumes already exist in pool {pool.name()} with other properties: {listed}",
-            differences=conflicts,
-        )
-
-
-def _new_volume(
-    params: VolumeSpecFields, name: str, backing: VolumeFacts | None
-) -> VolumeDefinition:
-    capacity = params.capacity or (backing.capacity if backing else 0)
-    return VolumeDefinition(
-        name=name,
-        capacity=capacity,
-        format=params.format,
-        allocation=capacity if params.allocation == "full" else 0,
-        backing_path=backing.path if backing else None,
-        backing_format=backing.format if backing else None,
-        owner=params.owner,
-        group=params.group,
-        mode=params.mode,
-    )
-
-
-def _create_preallocated(
-    ctx: JobContext,
-    pool: libvirt.virStoragePool,
-    directory: str | None,
-    definition: VolumeDefinition,
-) -> tuple[libvirt.virStorageVol, bool]:
-    # For qcow2 this flag with allocation == capacity makes libvirt preallocate with falloc;
-    # raw volumes are preallocated by the allocation alone.
-    qcow2 = definition.format == "qcow2"
-    flags = libvirt.VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA if qcow2 else 0
-
-    def build(volume_name: str) -> libvirt.virStorageVol:
-        xml = render_volume_xml(replace(definition, name=volume_name))
-        return create_volume(pool, xml, flags)
-
-    published = build_and_publish(pool, directory, definition.name, ctx.job_id, build, ctx.created)
-    return published.volume, published.ours
-
-
-@handles("volume.clone")
+@handles(VolumeCloneParams)
 def volume_clone(ctx: JobContext, params: VolumeCloneParams) -> dict[str, Any]:
     pool, name = resolve_target(ctx.libvirt, params.target)
     require_active(pool)
     source = resolve_reference(ctx.libvirt, params.source, "params.source")
     src = describe_volume(source)
     if source.storagePoolLookupByVolume().name() == pool.name() and src.name == name:
-        raise _invalid("params.source", "is the target volume itself")
+        raise InvalidInput.of("params.source", "is the target volume itself")
     fmt = params.format or src.format
     if fmt not in ("qcow2", "raw"):
-        raise _invalid("params.format", f"the source is {src.format}; give qcow2 or raw")
+        raise InvalidInput.of("params.format", f"the source is {src.format}; give qcow2 or raw")
     wanted = VolumeSpec(
         format=fmt, capacity=src.capacity, owner=params.owner, group=params.group, mode=params.mode
     )
     directory = local_pool_dir(ctx.libvirt, pool)
-    _remove_partial(ctx, pool, directory)
+    discard_earlier_partial(ctx, pool, directory)
     existing = lookup_volume_or_file(pool, name, directory)
     if existing is not None:
         return accept_existing(ctx, pool, existing, wanted, params.inspect)
@@ -268,7 +179,7 @@ def volume_clone(ctx: JobContext, params: VolumeCloneParams) -> dict[str, Any]:
     return volume_result(ctx, pool, published.volume, changed=True, inspect=params.inspect)
 
 
-@handles("volume.resize")
+@handles(VolumeResizeParams)
 def volume_resize(ctx: JobContext, params: VolumeResizeParams) -> dict[str, Any]:
     pool, name = resolve_target(ctx.libvirt, params.target)
     require_active(pool)
@@ -281,7 +192,7 @@ def volume_resize(ctx: JobContext, params: VolumeResizeParams) -> dict[str, Any]
     else:
         shrink = params.capacity < before
         if shrink and not params.allow_shrink:
-            raise _invalid(
+            raise InvalidInput.of(
                 "params.capacity",
                 f"{format_size(params.capacity)} is below the current {format_size(before)} of "
                 f"{label}; set allow_shrink to shrink it (data beyond the new end is lost)",
@@ -296,7 +207,7 @@ def volume_resize(ctx: JobContext, params: VolumeResizeParams) -> dict[str, Any]
     return {**result, "previous_capacity": before}
 
 
-@handles("volume.delete")
+@handles(VolumeDeleteParams)
 def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]:
     pool, name = resolve_target(ctx.libvirt, params.target)
     require_active(pool)
@@ -319,14 +230,14 @@ def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]
     return {"pool": pool.name(), "name": name, "path": path, "changed": True}
 
 
-@handles("volume.upload")
+@handles(VolumeUploadParams)
 def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]:
     if params.source_path is not None:
         check_source_allowed(params.source_path, ctx.settings.allowed_upload_dirs)
     pool, name = resolve_target(ctx.libvirt, params.target)
     require_active(pool)
     directory = local_pool_dir(ctx.libvirt, pool)
-    _remove_partial(ctx, pool, directory)
+    discard_earlier_partial(ctx, pool, directory)
     existing = lookup_volume_or_file(pool, name, directory)
     if existing is not None:
         # Decided before any content is read: the checksum says whether it is already there.
@@ -383,7 +294,7 @@ def _upload_spec(params: VolumeUploadParams, fmt: str | None, capacity: int) -> 
     )
 
 
-@handles("volume.list")
+@handles(VolumeListParams)
 def volume_list(ctx: JobContext, params: VolumeListParams) -> dict[str, Any]:
     pool = find_pool(ctx.libvirt, params.pool)
     require_active(pool)
@@ -392,13 +303,13 @@ def volume_list(ctx: JobContext, params: VolumeListParams) -> dict[str, Any]:
     return {"pool": pool.name(), "volumes": items}
 
 
-@handles("pool.list")
+@handles(PoolListParams)
 def pool_list(ctx: JobContext, params: PoolListParams) -> dict[str, Any]:
     pools = [describe_pool(pool) for pool in ctx.libvirt.listAllStoragePools()]
     return {"pools": sorted(pools, key=lambda pool: pool["name"])}
 
 
-@handles("pool.ensure")
+@handles(PoolEnsureParams)
 def pool_ensure(ctx: JobContext, params: PoolEnsureParams) -> dict[str, Any]:
     pool, actions = ensure_dir_pool(
         ctx.libvirt, params.name, params.path, params.autostart, ctx.created
@@ -410,7 +321,7 @@ def pool_ensure(ctx: JobContext, params: PoolEnsureParams) -> dict[str, Any]:
     return {**describe_pool(pool), "actions": actions, "changed": bool(actions)}
 
 
-@handles("pool.delete")
+@handles(PoolDeleteParams)
 def pool_delete(ctx: JobContext, params: PoolDeleteParams) -> dict[str, Any]:
     try:
         pool = ctx.libvirt.storagePoolLookupByName(params.name)
@@ -422,7 +333,7 @@ def pool_delete(ctx: JobContext, params: PoolDeleteParams) -> dict[str, Any]:
     path = pool_layout(pool).path
     active = pool.isActive()
     # An inactive pool's volumes cannot be listed; its files stay in the directory either way.
-    deleted = _empty_pool(ctx, pool, params.delete_volumes) if active else []
+    deleted = empty_pool(ctx.libvirt, pool, params.delete_volumes) if active else []
     try:
         if active:
             pool.destroy()
@@ -434,53 +345,6 @@ def pool_delete(ctx: JobContext, params: PoolDeleteParams) -> dict[str, Any]:
     return {"name": params.name, "path": path, "changed": True, "deleted_volumes": deleted}
 
 
-def _empty_pool(ctx: JobContext, pool: libvirt.virStoragePool, delete_volumes: bool) -> list[str]:
-    """Delete the running pool's volumes when asked; Conflict when it holds any otherwise, or
-    when one is a disk of a domain. Nothing is deleted unless everything may be."""
-    refresh_pool(pool)
-    volumes = sorted(pool.listAllVolumes(), key=lambda volume: volume.name())
-    if not volumes:
-        return []
-    names = [volume.name() for volume in volumes]
-    if not delete_volumes:
-        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        raise Conflict(
-            f"storage pool {pool.name()!r} holds {len(names)} volumes ({shown}); set "
-            "delete_volumes to delete them with it",
-            volumes=names,
-        )
-    in_use = {v.name(): users for v in volumes if (users := domains_using(ctx.libvirt, v))}
-    if in_use:
-        listed = "; ".join(f"{name}: {', '.join(users)}" for name, users in in_use.items())
-        raise Conflict(f"volumes of pool {pool.name()!r} are disks of domains: {listed}")
-    for volume in volumes:
-        delete_volume(volume)
-    return names
-
-
-def _backing(
-    ctx: JobContext, params: VolumeSpecFields, pool: libvirt.virStoragePool
-) -> VolumeFacts | None:
-    if params.backing is None:
-        return None
-    found = resolve_reference(ctx.libvirt, params.backing, "params.backing", known_pool=pool)
-    backing = describe_volume(found)
-    if backing.format not in ("qcow2", "raw"):
-        raise _invalid("params.backing", f"has format {backing.format}; only qcow2 or raw")
-    if params.capacity is not None and params.capacity < backing.capacity:
-        raise _invalid(
-            "params.capacity",
-            f"{format_size(params.capacity)} is smaller than the backing volume's "
-            f"{format_size(backing.capacity)}",
-        )
-    return backing
-
-
-def _remove_partial(ctx: JobContext, pool: libvirt.virStoragePool, directory: str | None) -> None:
-    if remove_partial(pool, directory, ctx.job_id):
-        ctx.event("removed an unfinished volume left by an earlier attempt", level="warning")
-
-
 def _existing_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol:
     volume = lookup_volume(pool, name)
     if volume is None:
@@ -490,7 +354,3 @@ def _existing_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStor
 
 def _by_name(facts: VolumeFacts) -> str:
     return facts.name
-
-
-def _invalid(field: str, message: str) -> InvalidInput:
-    return InvalidInput(message, errors=[{"field": field, "message": message}])

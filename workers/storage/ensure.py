@@ -14,10 +14,10 @@ import libvirt
 from orchestrator.errors import Conflict, InvalidInput, JobFailed
 from orchestrator.storage.sizes import format_size
 from orchestrator.storage.spec import VolumeSpec, describe_differences, spec_differences
+from orchestrator.storage.volume_xml import VolumeDefinition, VolumeFacts, render_volume_xml
 from workers.context import JobContext
 from workers.storage.pools import available_bytes, is_local, local_pool_dir
 from workers.storage.qemu_img import image_info
-from workers.storage.volume_xml import VolumeDefinition, VolumeFacts, render_volume_xml
 from workers.storage.volumes import describe_volume, lookup_volume_or_file
 
 
@@ -117,7 +117,7 @@ def check_space(
             f"{what} of {format_size(needed)} is more than the {format_size(available)} "
             f"available in storage pool {pool.name()!r}"
         )
-        raise InvalidInput(message, errors=[{"field": field, "message": message}])
+        raise InvalidInput.of(field, message)
 
 
 def volume_result(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import libvirt
 
 from orchestrator.storage.names import partial_name
+from workers.context import JobContext
 from workers.storage.pools import refresh_pool
 from workers.storage.volumes import Created, delete_volume, lookup_volume
 
@@ -44,6 +45,14 @@ def remove_partial(pool: libvirt.virStoragePool, directory: str | None, job_id: 
         os.unlink(path)
         return True
     return False
+
+
+def discard_earlier_partial(
+    ctx: JobContext, pool: libvirt.virStoragePool, directory: str | None
+) -> None:
+    """Remove the partial volume an earlier attempt of ``ctx``'s job left, and say so."""
+    if remove_partial(pool, directory, ctx.job_id):
+        ctx.event("removed an unfinished volume left by an earlier attempt", level="warning")
 
 
 def build_and_publish(

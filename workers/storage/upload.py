@@ -13,8 +13,8 @@ from pathlib import Path
 import libvirt
 
 from orchestrator.errors import Conflict, InvalidInput, JobFailed
+from orchestrator.storage.volume_xml import VolumeDefinition, render_volume_xml
 from workers.storage.qemu_img import image_info
-from workers.storage.volume_xml import VolumeDefinition, render_volume_xml
 from workers.storage.volumes import create_volume, delete_volume
 
 CHUNK = 1024 * 1024
@@ -106,7 +106,7 @@ def check_source_allowed(path: str, allowed: list[Path]) -> None:
     real = Path(os.path.realpath(path))
     if not any(real.is_relative_to(directory) for directory in allowed):
         listed = ", ".join(str(directory) for directory in allowed)
-        raise _invalid(
+        raise InvalidInput.of(
             "params.source_path",
             f"{path} is outside the directories uploads may come from ({listed}); the "
             "worker's ORCH_UPLOAD_SOURCE_DIRS lists them",
@@ -137,24 +137,26 @@ def prepare_upload(source: UploadFile, expected_format: str | None) -> UploadSou
     try:
         size = regular_file_size(path)
     except OSError as exc:
-        raise _invalid(field, f"cannot read {label}: {exc.strerror}") from None
+        raise InvalidInput.of(field, f"cannot read {label}: {exc.strerror}") from None
     except ValueError as exc:
-        raise _invalid(field, f"{label} {exc}") from None
+        raise InvalidInput.of(field, f"{label} {exc}") from None
     if size == 0:
-        raise _invalid(field, f"{label} is empty")
+        raise InvalidInput.of(field, f"{label} is empty")
     try:
         info = image_info(path)
     except RuntimeError as exc:
-        raise _invalid(field, f"qemu-img cannot read {label}: {exc}") from None
+        raise InvalidInput.of(field, f"qemu-img cannot read {label}: {exc}") from None
     detected = info["format"]
     if detected not in ("qcow2", "raw"):
-        raise _invalid(field, f"{label} holds a {detected} image; use qcow2 or raw")
+        raise InvalidInput.of(field, f"{label} holds a {detected} image; use qcow2 or raw")
     if expected_format and expected_format != detected:
-        raise _invalid("params.format", f"{label} holds a {detected} image, not {expected_format}")
+        raise InvalidInput.of(
+            "params.format", f"{label} holds a {detected} image, not {expected_format}"
+        )
     # An image that points at other files would give whoever made it a path into the host.
     for reference in ("backing_file", "data_file"):
         if info[reference]:
-            raise _invalid(
+            raise InvalidInput.of(
                 field,
                 f"{label} refers to another file ({info[reference]}); upload a self-contained "
                 "image",
@@ -175,7 +177,7 @@ def write_upload(
         upload_file(conn, volume, source.path, definition.capacity, sha256)
     except ChecksumMismatch as exc:
         delete_volume(volume)
-        raise _invalid(
+        raise InvalidInput.of(
             "params.sha256", f"{source.label} has sha256 {exc.actual}, not the expected {sha256}"
         ) from None
     except BaseException:
@@ -197,7 +199,3 @@ def upload_existing_matches(
             f"volume {label} already exists with other content (sha256 {actual})",
             differences=[{"field": "sha256", "wanted": sha256, "actual": actual}],
         )
-
-
-def _invalid(field: str, message: str) -> InvalidInput:
-    return InvalidInput(message, errors=[{"field": field, "message": message}])

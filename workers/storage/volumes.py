@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import libvirt
 
-from orchestrator.errors import InvalidInput, JobFailed
+from orchestrator.errors import Conflict, InvalidInput, JobFailed
 from orchestrator.storage.locators import VolumeLocator, parse_volume_locator, volume_in_pool_dirs
 from orchestrator.storage.names import check_volume_name
+from orchestrator.storage.volume_xml import VolumeFacts, parse_volume_xml
 from workers.storage.pools import find_pool, pool_dirs, refresh_pool
-from workers.storage.volume_xml import VolumeFacts, parse_volume_xml
 
 Created = Callable[[str, Callable[[], None]], None]
 
@@ -28,12 +28,14 @@ def resolve_target(
     found = volume_in_pool_dirs(target.path, dirs)
     if found is None:
         listed = ", ".join(f"{name}: {path}" for name, path in sorted(dirs.items())) or "none"
-        raise _invalid(field, f"{target.path} is not inside a storage pool directory ({listed})")
+        raise InvalidInput.of(
+            field, f"{target.path} is not inside a storage pool directory ({listed})"
+        )
     pool_name, name = found
     try:
         check_volume_name(name)
     except ValueError as exc:
-        raise _invalid(field, f"file name {name!r} {exc}") from None
+        raise InvalidInput.of(field, f"file name {name!r} {exc}") from None
     return find_pool(conn, pool_name), name
 
 
@@ -57,7 +59,7 @@ def resolve_reference(
     except libvirt.libvirtError as exc:
         code = exc.get_error_code()
         if code in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
-            raise _invalid(field, f"no volume {text} on this hypervisor") from None
+            raise InvalidInput.of(field, f"no volume {text} on this hypervisor") from None
         raise
 
 
@@ -120,5 +122,27 @@ def domains_using(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> li
     return sorted(users)
 
 
-def _invalid(field: str, message: str) -> InvalidInput:
-    return InvalidInput(message, errors=[{"field": field, "message": message}])
+def empty_pool(
+    conn: libvirt.virConnect, pool: libvirt.virStoragePool, delete_volumes: bool
+) -> list[str]:
+    """Delete the running pool's volumes when asked; Conflict when it holds any otherwise, or
+    when one is a disk of a domain. Nothing is deleted unless everything may be."""
+    refresh_pool(pool)
+    volumes = sorted(pool.listAllVolumes(), key=lambda volume: volume.name())
+    if not volumes:
+        return []
+    names = [volume.name() for volume in volumes]
+    if not delete_volumes:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise Conflict(
+            f"storage pool {pool.name()!r} holds {len(names)} volumes ({shown}); set "
+            "delete_volumes to delete them with it",
+            volumes=names,
+        )
+    in_use = {v.name(): users for v in volumes if (users := domains_using(conn, v))}
+    if in_use:
+        listed = "; ".join(f"{name}: {', '.join(users)}" for name, users in in_use.items())
+        raise Conflict(f"volumes of pool {pool.name()!r} are disks of domains: {listed}")
+    for volume in volumes:
+        delete_volume(volume)
+    return names

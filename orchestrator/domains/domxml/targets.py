@@ -34,6 +34,6 @@ class TargetAllocator:
         count = self._used.get(prefix, 0) + 1
         if count > limit:
             message = f"bus {bus!r} takes at most {limit} devices; use another bus"
-            raise InvalidInput(message, errors=[{"field": field, "message": message}])
+            raise InvalidInput.of(field, message)
         self._used[prefix] = count
         return prefix + target_suffix(count)
