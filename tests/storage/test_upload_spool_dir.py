@@ -140,11 +140,6 @@ def test_the_next_upload_removes_leftovers_a_day_old_and_keeps_younger_ones(
     assert mode(spool) == 0o700
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spool.py creates var/uploads with mode 0700 but leaves a directory that already "
-    "exists as it is, so content can be spooled where other local users can read it",
-)
 def test_a_spool_directory_found_with_a_looser_mode_is_made_private_again(
     kvm_stack: RunningStack, pool: Pool, image: Path
 ) -> None:

@@ -23,6 +23,7 @@ def spooled_content(ctx: JobContext, sha256: str) -> Iterator[str]:
     """
     directory = ctx.settings.var_dir.resolve() / "uploads"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)  # also when found looser: spooled images are nobody else's to read
     _remove_leftovers(directory, ctx.job_id)
     path = directory / f"{ctx.job_id}.{ctx.attempt}"
     client = binary_client(ctx.settings.resolved_redis_url)
