@@ -24,9 +24,24 @@ vm_pool = real_vm.vm_pool
 default_network = real_vm.default_network
 
 
+# How a define's events name the changes it made (or undid); a refusal shows none of them.
+CHANGE_STEPS = ("created ", "defined ", "built ", "started ", "removed ", "deleted ")
+
+
 def assert_nothing_created(vm: VmPool, name: str) -> None:
     assert vm.volumes() == {"base.img"}
     assert name not in {d.name() for d in vm.conn.listAllDomains()}
+
+
+def assert_refused_before_any_change(events: list[dict[str, Any]], error: dict[str, Any]) -> None:
+    """The job's events, as ``GET /v1/jobs/<id>/events`` lists them: it ran, then failed with
+    ``error`` as its last event, and no event between tells of a disk, seed or domain made."""
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert [e["state"] for e in events if e["state"]] == ["queued", "running", "failed"], events
+    assert events[-1]["state"] == "failed"
+    assert events[-1]["message"] == f"failed: {error['detail']}"
+    changes = [e["message"] for e in events if e["message"].startswith(CHANGE_STEPS)]
+    assert changes == [], changes
 
 
 @pytest.mark.parametrize("bad", ["bad<name", "a&b", 'say"hi', "it's", "a/b", "-lead", "x" * 65])
@@ -42,14 +57,14 @@ def test_the_api_refuses_names_outside_libvirts_rules_with_422(
 
 
 def _refused_by_worker(stack: RunningStack, spec: dict[str, Any]) -> dict[str, Any]:
+    """The finished job, failed with a 422 problem."""
     done = stack.run("domain.define", HV, **spec)
     assert done["state"] == "failed"
-    error: dict[str, Any] = done["error"]
-    assert error["status"] == 422, error
-    return error
+    assert done["error"]["status"] == 422, done["error"]
+    return done
 
 
-def test_what_the_hypervisor_lacks_is_a_422_and_nothing_is_created(
+def test_what_the_hypervisor_lacks_is_a_422_before_anything_is_created(
     stack: RunningStack, vm_pool: VmPool, default_network: str
 ) -> None:
     name = vm_pool.domain_name("bad")
@@ -66,8 +81,10 @@ def test_what_the_hypervisor_lacks_is_a_422_and_nothing_is_created(
         "params.networks.0.source": {"networks": [{"source": "no-such-net"}]},
     }
     for field, change in cases.items():
-        error = _refused_by_worker(stack, {**boot_spec(vm_pool, name, default_network), **change})
+        done = _refused_by_worker(stack, {**boot_spec(vm_pool, name, default_network), **change})
+        error = done["error"]
         assert [e["field"] for e in error["errors"]] == [field], error
+        assert_refused_before_any_change(stack.api.events(done["id"]), error)
         assert_nothing_created(vm_pool, name)
 
 
