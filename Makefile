@@ -14,9 +14,13 @@ test: host venv lint typecheck  ## the whole test suite on real services
 up: host venv  ## the whole local stack in the foreground
 	$(BIN)/orchestrator up
 
+unit: venv  ## the tests that need no service (marked `unit` in tests/conftest.py): seconds
+	$(BIN)/pytest -m unit -q
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy

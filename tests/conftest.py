@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -10,6 +11,67 @@ import libvirt
 import pytest
 
 from tests.support.libvirtd import QEMU_URI, ensure_libvirtd
+
+# Fixtures that start or reach a service: a real libvirtd, redis-server, sshd hosts, a migrated
+# database, ansible-core processes. A test whose fixtures use none of them, directly or through
+# another fixture, is marked ``unit`` (``make unit``). A new fixture that starts a service without
+# going through one of these belongs in this list.
+SERVICE_FIXTURES = frozenset(
+    {
+        "qemu_uri",  # the real libvirtd (qemu_conn, dir_pool, oracle_pool, kvm_pool...)
+        "redis_server",  # make_stack and every stack, live-state and publisher client
+        "storage_live",  # the storage tests' redis-server (test_jobs, qemu_jobs)
+        "api_stack",  # tests/storage/test_through_api.py: its own redis-server and stack
+        "fleet",  # 20 sshd hosts (options, spare_host)
+        "database_url",  # a migrated SQLite or PostgreSQL database per test
+        "ansible",  # tests/inventory/test_oracle.py: ansible-core probe processes
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.unit)
+
+
+def skips_fail() -> bool:
+    """True under CI, which installs every part: there a skip means a probe that broke."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if (
+        report.skipped
+        and not hasattr(report, "wasxfail")
+        and item.get_closest_marker("allow_skip") is None
+        and skips_fail()
+    ):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, where every part is installed: {_reason(report)}"
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    if report.skipped and skips_fail():  # a module-level skip or importorskip
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, where every part is installed: {_reason(report)}"
+    return report
+
+
+def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    if isinstance(report.longrepr, tuple):  # (path, line, "Skipped: why")
+        return str(report.longrepr[2])
+    return str(report.longrepr)
 
 
 @pytest.fixture(scope="session")
