@@ -63,7 +63,7 @@ STORAGE_STEPS: list[tuple[str, Step]] = [
         job_step("volume.delete", lambda settings: dict(pool=demo_pool(settings), name=CLONE)),
     ),
     (
-        "volume.delete: the base image (the pool stays: no job kind removes a pool)",
+        "volume.delete: the base image (the pool stays for the domain steps)",
         job_step("volume.delete", lambda settings: dict(pool=demo_pool(settings), name=BASE)),
     ),
 ]
