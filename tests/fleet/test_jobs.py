@@ -4,6 +4,7 @@ the session's 20 real sshd hosts. One stack serves the whole module to keep it f
 from __future__ import annotations
 
 import re
+import shlex
 import socket
 import time
 import uuid
@@ -77,12 +78,19 @@ def run(stack: RunningStack, kind: str = "fleet.run", **params: Any) -> dict[str
     return stack.run(kind, HV, **params)
 
 
-def wait_for_output(stack: RunningStack, job_id: str, line: str, timeout: float = 10) -> None:
+def wait_for_output(stack: RunningStack, job_id: str, line: str, timeout: float = 60) -> None:
     """Return once the job's events carry the output ``line``."""
     deadline = time.monotonic() + timeout
     while not any(e["message"] == line for e in stack.api.events(job_id)):
         assert time.monotonic() < deadline, f"output {line!r} never arrived"
         time.sleep(0.05)
+
+
+def wait_for_file(path: Path) -> str:
+    """A shell loop that returns once ``path`` exists: every "host" is this machine, so a test
+    holds a command at that point until it creates the file. The job's command timeout ends
+    the loop should the test fail before that."""
+    return f"until [ -e {shlex.quote(str(path))} ]; do sleep 0.05; done"
 
 
 def summary_of(job: dict[str, Any]) -> dict[str, Any]:
@@ -129,41 +137,58 @@ def test_a_command_on_all_20_hosts_reports_each_host_a_recap_and_streams_output(
 
 
 def test_output_arrives_as_events_while_the_command_still_runs(
-    stack: RunningStack, fleet: SshdFleet
+    stack: RunningStack, fleet: SshdFleet, tmp_path: Path
 ) -> None:
+    release = tmp_path / "release"
     submitted = stack.submit(
         "fleet.run",
         HV,
         inventory=inventory_text(fleet, fleet.hosts[:1]),
-        call={"module": "shell", "cmd": "echo first; sleep 3; echo second"},
+        call={"module": "shell", "cmd": f"echo first; {wait_for_file(release)}; echo second"},
         options=fleet_options(fleet),
     )
-    wait_for_output(stack, submitted["id"], "first")
+    try:
+        wait_for_output(stack, submitted["id"], "first")
 
-    assert stack.api.job(submitted["id"])["state"] == "running"
-    assert stack.api.wait(submitted["id"], timeout=30)["state"] == "succeeded"
+        # The command cannot get past the wait until the file exists: it is still running.
+        assert stack.api.job(submitted["id"])["state"] == "running"
+        assert "second" not in [e["message"] for e in stack.api.events(submitted["id"])]
+    finally:
+        release.touch()
+    assert stack.api.wait(submitted["id"], timeout=60)["state"] == "succeeded"
+    output = [e["message"] for e in stack.api.events(submitted["id"])]
+    assert output.index("first") < output.index("second")
 
 
 def test_cancelling_a_running_fleet_job_skips_the_hosts_not_yet_started(
-    stack: RunningStack, fleet: SshdFleet
+    stack: RunningStack, fleet: SshdFleet, tmp_path: Path
 ) -> None:
+    release = tmp_path / "release"
     submitted = stack.submit(
         "fleet.run",
         HV,
         inventory=inventory_text(fleet, fleet.hosts[:4]),
-        call={"module": "shell", "cmd": "echo started; sleep 2"},
+        call={"module": "shell", "cmd": f"echo started; {wait_for_file(release)}"},
         options=fleet_options(fleet, serial=1),
     )
-    wait_for_output(stack, submitted["id"], "started")
-    url = f"{stack.settings.resolved_api_url}/v1/jobs/{submitted['id']}/cancel"
-    assert requests.post(url, timeout=10).status_code == 202  # asked; it stops between hosts
+    try:
+        wait_for_output(stack, submitted["id"], "started")
+        url = f"{stack.settings.resolved_api_url}/v1/jobs/{submitted['id']}/cancel"
+        # Accepted while the first host is held: the request is stored before the answer, so
+        # the worker sees it before it would start the second host.
+        assert requests.post(url, timeout=10).status_code == 202
+    finally:
+        release.touch()
 
-    done = stack.api.wait(submitted["id"], timeout=30)
+    done = stack.api.wait(submitted["id"], timeout=60)
 
     assert done["state"] == "failed"
     assert "cancelled" in done["error"]["detail"]
-    totals = summary_of(done)["totals"]
-    assert (totals["ok"], totals["skipped"]) == (1, 3)
+    summary = summary_of(done)
+    assert (summary["totals"]["ok"], summary["totals"]["skipped"]) == (1, 3)
+    names = [h.name for h in fleet.hosts[:4]]
+    assert summary["hosts"][names[0]]["status"] == "changed"  # the one running finished
+    assert [summary["hosts"][n]["status"] for n in names[1:]] == ["skipped"] * 3
     started = [e for e in stack.api.events(submitted["id"]) if e["message"] == "started"]
     assert len(started) == 1
 

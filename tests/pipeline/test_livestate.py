@@ -1,12 +1,16 @@
 """The claim and the event stream, against a real redis-server."""
 
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import redis
 
+from orchestrator.jobs.completion import CompletionWaiter
 from orchestrator.jobs.lifecycle import JobState
-from orchestrator.jobs.livestate import ClaimOutcome, LiveState
+from orchestrator.jobs.livestate import ClaimOutcome, LiveState, done_channel
 
 
 @pytest.fixture
@@ -56,18 +60,61 @@ def test_events_are_numbered_in_order_and_a_finished_job_stays_finished(live: Li
     assert live.job("j1")["state"] == "lost"
 
 
-def test_a_waiter_returns_as_soon_as_the_job_ends(live: LiveState) -> None:
-    import threading
+class ReadRecordingLiveState(LiveState):
+    """The real live state, noting each state read so a test knows when a waiter has looked."""
 
-    from orchestrator.jobs.completion import CompletionWaiter
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client)
+        self.reads: list[JobState | None] = []
+        self.read_once = threading.Event()
 
+    def state(self, job_id: str) -> JobState | None:
+        state = super().state(job_id)
+        self.reads.append(state)
+        self.read_once.set()
+        return state
+
+
+def test_a_waiter_blocked_on_a_running_job_returns_when_it_ends_not_at_its_timeout(
+    live: LiveState,
+) -> None:
+    recording = ReadRecordingLiveState(live.redis)
     live.mark_queued("j1", 1, "ping", "hv", "queued")
     live.claim("j1", 1, "w1", "i1")
-    threading.Timer(0.2, lambda: live.finish("j1", 1, JobState.SUCCEEDED, "ok", result=1)).start()
-    started = time.monotonic()
-    state = CompletionWaiter(live).wait("j1", timeout=10)
+    returned: list[dict[str, Any] | None] = []
+    waiter = threading.Thread(
+        target=lambda: returned.append(CompletionWaiter(recording).wait("j1", timeout=3600)),
+        daemon=True,
+    )
+    waiter.start()
+    assert recording.read_once.wait(60), "the waiter never read the job"
+
+    live.finish("j1", 1, JobState.SUCCEEDED, "ok", result=1)
+    # A waiter that only gave up at its timeout would still be blocked here.
+    waiter.join(60)
+
+    assert not waiter.is_alive()
+    assert recording.reads[0] is JobState.RUNNING and recording.reads[-1] is JobState.SUCCEEDED
+    (state,) = returned
     assert state is not None and state["state"] == "succeeded" and state["result"] == 1
-    assert time.monotonic() - started < 0.9  # woken by the finish, not by the 1 s re-read
+
+
+def test_finishing_a_job_announces_it_on_its_done_channel(live: LiveState) -> None:
+    live.mark_queued("j1", 1, "ping", "hv", "queued")
+    live.claim("j1", 1, "w1", "i1")
+    subscription = live.redis.pubsub(ignore_subscribe_messages=True)
+    subscription.subscribe(done_channel("j1"))
+    try:
+        live.finish("j1", 1, JobState.SUCCEEDED, "ok", result=1)
+        message = None
+        deadline = time.monotonic() + 60
+        while message is None and time.monotonic() < deadline:
+            message = subscription.get_message(timeout=1.0)
+    finally:
+        subscription.close()
+
+    assert message is not None, "the finish was never announced"
+    assert message["channel"] == done_channel("j1")
 
 
 def test_a_stopping_worker_withdraws_the_heartbeat_only_when_it_is_the_latest(
