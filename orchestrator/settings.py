@@ -76,8 +76,40 @@ class Settings(BaseSettings):
     )
     api_tokens: dict[str, list[str]] = Field(
         default_factory=dict,
-        description="Bearer token -> scopes (read, fleet:run, inventory:write); JSON in "
-        "ORCH_API_TOKENS. Empty: no authentication, for a single machine.",
+        description="Bootstrap bearer tokens -> scopes (jobs:read, jobs:submit, fleet:exec, "
+        "inventories:write, hypervisors:admin, admin); JSON in ORCH_API_TOKENS. With neither "
+        "these nor tokens made by `orchestrator tokens create`, the API needs no token: for "
+        "a single machine with the API on loopback.",
+    )
+    api_insecure: bool = Field(
+        False,
+        description="Let the API listen beyond loopback with no token configured (anyone who "
+        "reaches it may then do anything it can).",
+    )
+    rate_limit: str = Field(
+        "1200/minute",
+        description="Requests per token (per client address without tokens), as "
+        "flask-limiter reads it; stored in Redis, so it holds across API processes.",
+    )
+    max_waiters_per_token: int = Field(
+        100, ge=1, description="Long-polls and event streams one token may hold open at once."
+    )
+    max_concurrent_uploads: int = Field(
+        4, ge=1, description="Images sent through the API at once, across all API processes."
+    )
+
+    # Confinement on the hypervisor: the worker runs as root there, so every host path a job
+    # names must resolve inside these roots; system directories are refused whatever they say.
+    pool_roots: list[Path] = Field(
+        default_factory=lambda: [Path("/var/lib/libvirt/images")],
+        description="Directories under which pool.ensure may create or adopt a pool (var_dir "
+        "is always allowed); JSON list in ORCH_POOL_ROOTS.",
+    )
+    read_roots: list[Path] = Field(
+        default_factory=lambda: [Path("/var/lib/libvirt/images"), Path("/var/lib/libvirt/boot")],
+        description="Directories a domain may read host files from (ISOs, imported disks, "
+        "kernels, initrds, display password files) besides managed pools and var_dir/images; "
+        "JSON list in ORCH_READ_ROOTS.",
     )
     flower_port: int = Field(5555, ge=1, le=65535)
 
@@ -113,6 +145,16 @@ class Settings(BaseSettings):
         """Where volume.upload may read a source_path from: the configured directories and
         var_dir/images (not all of var_dir: it holds SSH keys, the database, other uploads)."""
         return [path.resolve() for path in [self.var_dir / "images", *self.upload_source_dirs]]
+
+    @property
+    def allowed_pool_roots(self) -> list[Path]:
+        """Where pools may live: the configured roots and var_dir, resolved."""
+        return [path.resolve() for path in [*self.pool_roots, self.var_dir]]
+
+    @property
+    def allowed_read_roots(self) -> list[Path]:
+        """Where a domain may read host files from, besides managed pools, resolved."""
+        return [path.resolve() for path in [*self.read_roots, self.var_dir / "images"]]
 
     @property
     def resolved_redis_url(self) -> str:
