@@ -102,8 +102,8 @@ class Settings(BaseSettings):
     # names must resolve inside these roots; system directories are refused whatever they say.
     pool_roots: list[Path] = Field(
         default_factory=lambda: [Path("/var/lib/libvirt/images")],
-        description="Directories under which pool.ensure may create or adopt a pool (var_dir "
-        "is always allowed); JSON list in ORCH_POOL_ROOTS.",
+        description="Directories under which pool.ensure may create or adopt a pool (besides "
+        "var_dir/pools); JSON list in ORCH_POOL_ROOTS.",
     )
     read_roots: list[Path] = Field(
         default_factory=lambda: [Path("/var/lib/libvirt/images"), Path("/var/lib/libvirt/boot")],
@@ -148,8 +148,9 @@ class Settings(BaseSettings):
 
     @property
     def allowed_pool_roots(self) -> list[Path]:
-        """Where pools may live: the configured roots and var_dir, resolved."""
-        return [path.resolve() for path in [*self.pool_roots, self.var_dir]]
+        """Where pools may live: the configured roots and var_dir/pools (not var_dir itself:
+        it holds the database, keys and spooled uploads), resolved."""
+        return [path.resolve() for path in [*self.pool_roots, self.var_dir / "pools"]]
 
     @property
     def allowed_read_roots(self) -> list[Path]:
