@@ -54,9 +54,10 @@ def test_events_are_numbered_in_order_and_a_finished_job_stays_finished(live: Li
     refused = live.finish("j1", 1, JobState.SUCCEEDED, "too late", result={"x": 1})
     assert refused.seq is None and refused.current_state == "lost"
     events = live.events("j1")
-    assert [e["seq"] for e in events] == [1, 2, 3, 4]
-    assert [e["state"] for e in events] == ["queued", "running", None, "lost"]
-    assert events[2]["data"] == {"n": 1}
+    assert events is not None
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert [e.state for e in events] == ["queued", "running", None, "lost"]
+    assert events[2].data == {"n": 1}
     assert live.job("j1")["state"] == "lost"
 
 
