@@ -114,8 +114,8 @@ def _normalized(summary: dict[str, Any], given_macs: set[str]) -> dict[str, Any]
     summary["on_reboot"] = summary["on_reboot"] or "restart"
     summary["os"]["boot"] = summary["os"]["boot"] or ["hd"]
     # A serial console is serial port 0: libvirt writes each of the pair when given the other.
-    summary["serial_ports"] = summary.pop("serials") or summary.pop("consoles")
-    summary.pop("consoles", None)
+    serials, consoles = summary.pop("serials"), summary.pop("consoles")
+    summary["serial_ports"] = serials or consoles
     return summary
 
 
