@@ -20,9 +20,12 @@ def openapi_document(routes: list[Route] = []) -> dict[str, Any]:  # noqa: B006 
         "Problem": _problem_schema(),
     }
     for kind in KINDS.values():
-        schemas[_params_name(kind.name)] = kind.params.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
+        schema = kind.params.model_json_schema(ref_template="#/components/schemas/{model}")
+        # Nested models become components of their own, where the $refs point.
+        for name, nested in schema.pop("$defs", {}).items():
+            if schemas.setdefault(name, nested) != nested:
+                raise ValueError(f"two different models are both called {name}")
+        schemas[_params_name(kind.name)] = schema
     return {
         "openapi": "3.1.0",
         "info": {"title": "KVM orchestrator", "version": "1"},

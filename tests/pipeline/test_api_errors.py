@@ -114,11 +114,6 @@ def test_the_openapi_document_describes_every_kind(stack: RunningStack) -> None:
     assert [k["name"] for k in listed] == sorted(KINDS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="orchestrator/openapi.py leaves each model's nested $defs inside its Params_ schema "
-    "while its $refs point at #/components/schemas/<Model>",
-)
 def test_every_reference_in_the_openapi_document_resolves(stack: RunningStack) -> None:
     document = stack.api.get("/v1/openapi.json")
     schemas = document["components"]["schemas"]
