@@ -184,7 +184,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     redis = redis_server(free_port(), tmp / "redis", log_path=tmp / "redis.log").start()
-    redis_url = f"redis://127.0.0.1:{redis.argv[2]}/0"
+    redis_url = f"redis://127.0.0.1:{redis.argv[redis.argv.index('--port') + 1]}/0"
     import os
 
     os.environ["NAIVE_REDIS_URL"] = redis_url

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 LOCAL_REDIS_PORT = 6399
@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         "JSON list in ORCH_READ_ROOTS.",
     )
     flower_port: int = Field(5555, ge=1, le=65535)
+    flower_address: str = Field(
+        "127.0.0.1", description="Where Flower listens; beyond loopback it needs basic auth."
+    )
+    flower_basic_auth: SecretStr | None = Field(
+        None, description="user:password Flower asks for (ORCH_FLOWER_BASIC_AUTH)."
+    )
 
     @model_validator(mode="after")
     def _time_limits_below_visibility(self) -> Settings:
@@ -159,7 +165,11 @@ class Settings(BaseSettings):
 
     @property
     def resolved_redis_url(self) -> str:
-        return self.redis_url or f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
+        if self.redis_url:
+            return self.redis_url
+        password = local_redis_password(self.var_dir)
+        auth = f":{password}@" if password else ""
+        return f"redis://{auth}127.0.0.1:{LOCAL_REDIS_PORT}/0"
 
     @property
     def uses_local_redis(self) -> bool:
@@ -172,6 +182,19 @@ class Settings(BaseSettings):
     @property
     def queue(self) -> str:
         return queue_for(self.hypervisor)
+
+
+def local_redis_password_file(var_dir: Path) -> Path:
+    """Where ``orchestrator up`` keeps the password of the Redis it starts (mode 0600)."""
+    return var_dir.resolve() / "redis" / "password"
+
+
+def local_redis_password(var_dir: Path) -> str | None:
+    """The local Redis's password, once ``orchestrator up`` has made one."""
+    try:
+        return local_redis_password_file(var_dir).read_text().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def queue_for(hypervisor: str) -> str:

@@ -111,11 +111,21 @@ def port_open(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
     return probe
 
 
-def redis_server(port: int, directory: Path, *, log_path: Path) -> ServiceProcess:
-    """A redis-server on 127.0.0.1:``port`` keeping an append-only file in ``directory``."""
+def redis_server(
+    port: int, directory: Path, *, log_path: Path, password: str | None = None
+) -> ServiceProcess:
+    """A redis-server on 127.0.0.1:``port`` keeping an append-only file in ``directory``;
+    with ``password``, clients must AUTH with it."""
     directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "redis.conf"
+    # The password goes in a file only root reads, not on the command line, which every local
+    # user can see in ps.
+    config.touch(mode=0o600)
+    config.chmod(0o600)
+    config.write_text(f"requirepass {password}\n" if password else "")
     argv = [
         "redis-server",
+        str(config),
         "--port",
         str(port),
         "--bind",

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import secrets
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import requests
 
 from orchestrator import db
 from orchestrator.jobs.livestate import LiveState
 from orchestrator.local.processes import ServiceProcess, port_open, redis_server
-from orchestrator.settings import LOCAL_REDIS_PORT, Settings
+from orchestrator.settings import LOCAL_REDIS_PORT, Settings, local_redis_password_file
 
 
 def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
     """The environment that gives a child process these settings, resolved."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    values = settings.model_dump(mode="json", exclude={"config_file"}, exclude_none=True)
+    # Secrets are handed only to the child that needs them (see LocalStack._flower).
+    values = settings.model_dump(
+        mode="json", exclude={"config_file", "flower_basic_auth"}, exclude_none=True
+    )
     env.update({f"ORCH_{name.upper()}": _env_value(value) for name, value in values.items()})
     env["ORCH_DATABASE_URL"] = settings.resolved_database_url
     env["ORCH_REDIS_URL"] = settings.resolved_redis_url
@@ -30,6 +36,24 @@ def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
 def _env_value(value: object) -> str:
     # pydantic-settings reads complex fields (dicts, lists) from the environment as JSON.
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def ensure_local_redis_password(var_dir: Path) -> str:
+    """The local Redis's password, made on first use and kept in a file only root reads."""
+    path = local_redis_password_file(var_dir)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def orchestrator_argv(*args: str) -> list[str]:
@@ -56,7 +80,9 @@ class LocalStack:
         """Start the services; ``worker=False`` leaves the workers to ``launch(worker(...))``."""
         if self.settings.uses_local_redis and not port_open(LOCAL_REDIS_PORT)():
             redis_dir = self.settings.var_dir.resolve() / "redis"
-            self._start(redis_server(LOCAL_REDIS_PORT, redis_dir, log_path=self.logs / "redis.log"))
+            password = ensure_local_redis_password(self.settings.var_dir)
+            log = self.logs / "redis.log"
+            self._start(redis_server(LOCAL_REDIS_PORT, redis_dir, log_path=log, password=password))
         db.upgrade(self.settings.resolved_database_url)
         url = self.settings.resolved_api_url
         # Launch everything, then wait: the services boot in parallel.
@@ -101,18 +127,20 @@ class LocalStack:
         )
 
     def _flower(self) -> ServiceProcess:
-        port = self.settings.flower_port
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "--broker",
-            self.settings.resolved_redis_url,
-            "flower",
-            f"--port={port}",
-            "--address=127.0.0.1",
-        ]
-        env = child_env(self.settings)
+        settings = self.settings
+        port = settings.flower_port
+        argv = [sys.executable, "-m", "celery", "flower", f"--port={port}"]
+        argv.append(f"--address={settings.flower_address}")
+        # Secrets travel in the environment (readable by root only), never on the command line.
+        env = child_env(settings)
+        env["CELERY_BROKER_URL"] = settings.resolved_redis_url
+        if settings.flower_basic_auth is not None:
+            env["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
+        elif not is_loopback(settings.flower_address):
+            raise ValueError(
+                f"Flower would listen on {settings.flower_address} without a password; set "
+                "ORCH_FLOWER_BASIC_AUTH=user:password or keep ORCH_FLOWER_ADDRESS on loopback"
+            )
         return ServiceProcess(
             "flower", argv, log_path=self.logs / "flower.log", env=env, ready=port_open(port)
         )

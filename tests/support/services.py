@@ -42,7 +42,7 @@ def running_redis(directory: Path) -> Iterator[ServiceProcess]:
 
 
 def redis_url(server: ServiceProcess) -> str:
-    return f"redis://127.0.0.1:{server.argv[2]}/0"
+    return f"redis://127.0.0.1:{server.argv[server.argv.index('--port') + 1]}/0"
 
 
 @dataclass
