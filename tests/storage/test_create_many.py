@@ -14,23 +14,22 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import Conflict, InvalidInput
-from tests.storage.conftest import DirPool, JobHarness
+from tests.storage.conftest import DirPool, WorkerJobs
 
 GiB = 1024**3
 POOL = "default-pool"
 
 
-def create_many(jobs: JobHarness, pool: str, names: list[str], **params: Any) -> dict[str, Any]:
+def create_many(jobs: WorkerJobs, pool: str, names: list[str], **params: Any) -> dict[str, Any]:
     return jobs.run("volume.create_many", {"pool": pool, "names": names, **params})
 
 
-def listed(jobs: JobHarness, pool: str) -> dict[str, dict[str, Any]]:
+def listed(jobs: WorkerJobs, pool: str) -> dict[str, dict[str, Any]]:
     volumes = jobs.run("volume.list", {"pool": pool})["volumes"]
     return {volume["name"]: volume for volume in volumes}
 
 
-def test_creates_every_volume_and_reports_each(test_jobs: JobHarness) -> None:
+def test_creates_every_volume_and_reports_each(test_jobs: WorkerJobs) -> None:
     names = [f"vm-{i}.qcow2" for i in range(12)]
     result = create_many(test_jobs, POOL, names, capacity="2G", parallel=3)
     assert result["changed"] is True
@@ -38,36 +37,42 @@ def test_creates_every_volume_and_reports_each(test_jobs: JobHarness) -> None:
     assert [v["name"] for v in result["volumes"]] == names
     assert {(v["format"], v["capacity"]) for v in result["volumes"]} == {("qcow2", 2 * GiB)}
     assert test_jobs.messages() == [
+        test_jobs.running_message(),
         "creating 12 qcow2 volumes in pool default-pool (2 GiB, sparse); 0 already exist",
         "created 12 volumes in pool default-pool",
+        "succeeded",
     ]
     assert set(listed(test_jobs, POOL)) == set(names)
 
 
-def test_a_rerun_creates_only_the_missing_ones(test_jobs: JobHarness) -> None:
+def test_a_rerun_creates_only_the_missing_ones(test_jobs: WorkerJobs) -> None:
     create_many(test_jobs, POOL, ["a.qcow2", "b.qcow2"], capacity="1G")
     result = create_many(test_jobs, POOL, ["a.qcow2", "b.qcow2", "c.qcow2"], capacity="1G")
     assert (result["created"], result["existing"]) == (["c.qcow2"], ["a.qcow2", "b.qcow2"])
     again = create_many(test_jobs, POOL, ["a.qcow2", "b.qcow2", "c.qcow2"], capacity="1G")
     assert again["changed"] is False and again["created"] == []
-    assert test_jobs.messages() == ["all 3 volumes already exist in pool default-pool as asked"]
+    assert test_jobs.messages() == [
+        test_jobs.running_message(),
+        "all 3 volumes already exist in pool default-pool as asked",
+        "succeeded",
+    ]
 
 
 def test_a_conflicting_volume_fails_the_job_before_anything_is_created(
-    test_jobs: JobHarness,
+    test_jobs: WorkerJobs,
 ) -> None:
     test_jobs.run(
         "volume.create", {"pool": POOL, "name": "b.img", "capacity": "1G", "format": "raw"}
     )
-    with pytest.raises(Conflict) as caught:
-        create_many(test_jobs, POOL, ["a.qcow2", "b.img", "c.qcow2"], capacity="1G")
-    assert caught.value.status == 409
-    assert "b.img: format: wanted qcow2, found raw" in caught.value.detail
-    assert set(caught.value.extra["differences"]) == {"b.img"}
+    params = {"pool": POOL, "names": ["a.qcow2", "b.img", "c.qcow2"], "capacity": "1G"}
+    problem = test_jobs.fail("volume.create_many", params, "conflict")
+    assert problem["status"] == 409
+    assert "b.img: format: wanted qcow2, found raw" in problem["detail"]
+    assert set(problem["differences"]) == {"b.img"}
     assert set(listed(test_jobs, POOL)) == {"b.img"}
 
 
-def test_overlays_take_the_backing_capacity(test_jobs: JobHarness) -> None:
+def test_overlays_take_the_backing_capacity(test_jobs: WorkerJobs) -> None:
     test_jobs.run("volume.create", {"pool": POOL, "name": "base.qcow2", "capacity": "3G"})
     result = create_many(test_jobs, POOL, ["o1.qcow2", "o2.qcow2"], backing=f"{POOL}/base.qcow2")
     assert {v["capacity"] for v in result["volumes"]} == {3 * GiB}
@@ -75,11 +80,11 @@ def test_overlays_take_the_backing_capacity(test_jobs: JobHarness) -> None:
 
 
 def test_a_volume_beyond_the_available_space_is_refused_naming_capacity(
-    test_jobs: JobHarness,
+    test_jobs: WorkerJobs,
 ) -> None:
-    with pytest.raises(InvalidInput) as caught:
-        create_many(test_jobs, POOL, ["a.qcow2"], capacity="1T")
-    assert caught.value.extra["errors"][0]["field"] == "params.capacity"
+    params = {"pool": POOL, "names": ["a.qcow2"], "capacity": "1T"}
+    problem = test_jobs.fail("volume.create_many", params, "invalid-input")
+    assert problem["errors"][0]["field"] == "params.capacity"
     assert listed(test_jobs, POOL) == {}
 
 
@@ -95,19 +100,17 @@ def test_a_volume_beyond_the_available_space_is_refused_naming_capacity(
     ],
 )
 def test_bad_input_is_refused_naming_the_field(
-    test_jobs: JobHarness, override: dict[str, Any], field: str, rule: str
+    test_jobs: WorkerJobs, override: dict[str, Any], field: str, rule: str
 ) -> None:
     params = {"pool": POOL, "names": ["a.qcow2"], "capacity": "1G", **override}
-    with pytest.raises(InvalidInput) as caught:
-        test_jobs.run("volume.create_many", params)
-    errors = caught.value.extra["errors"]
+    errors = test_jobs.fail("volume.create_many", params, "invalid-input")["errors"]
     assert [error["field"] for error in errors] == [field]
     assert rule in errors[0]["message"]
     assert listed(test_jobs, POOL) == {}
 
 
 @pytest.mark.libvirtd
-def test_real_overlays_read_their_base(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+def test_real_overlays_read_their_base(qemu_jobs: WorkerJobs, dir_pool: DirPool) -> None:
     qemu_jobs.run("volume.create", {"pool": dir_pool.name, "name": "base.qcow2", "capacity": "64M"})
     base = dir_pool.path / "base.qcow2"
     pattern = ["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64k", str(base)]
@@ -137,14 +140,16 @@ def test_real_overlays_read_their_base(qemu_jobs: JobHarness, dir_pool: DirPool)
 
 @pytest.mark.libvirtd
 def test_a_failure_part_way_removes_the_volumes_the_job_made(
-    qemu_jobs: JobHarness, dir_pool: DirPool
+    qemu_jobs: WorkerJobs, dir_pool: DirPool
 ) -> None:
     # A directory libvirt has not seen yet takes the last name: creating that volume fails
     # after the others were made, it turns out to be something else (409), and every volume
     # the job made is removed again.
     names = [f"d-{i}.qcow2" for i in range(6)]
     (dir_pool.path / names[-1]).mkdir()
-    with pytest.raises(Conflict, match=re.escape("d-5.qcow2: format: wanted qcow2, found dir")):
-        create_many(qemu_jobs, dir_pool.name, names, capacity="16M", parallel=1)
+    params = {"pool": dir_pool.name, "names": names, "capacity": "16M", "parallel": 1}
+    match = re.escape("d-5.qcow2: format: wanted qcow2, found dir")
+    qemu_jobs.fail("volume.create_many", params, "conflict", match)
     assert sorted(os.listdir(dir_pool.path)) == [names[-1]]
-    assert "removed volume" in " ".join(qemu_jobs.messages())
+    removals = [m for m in qemu_jobs.messages() if m.startswith("removed volume")]
+    assert len(removals) == 5, qemu_jobs.messages()

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import libvirt
 import pytest
 
-from orchestrator.errors import Conflict
-from tests.storage.conftest import JobHarness
+from tests.storage.conftest import WorkerJobs
 
 POOL = "default-pool"
 
 
-def test_an_empty_pool_is_removed_once(test_jobs: JobHarness) -> None:
+def test_an_empty_pool_is_removed_once(test_jobs: WorkerJobs) -> None:
     result = test_jobs.run("pool.delete", {"name": POOL})
     assert (result["changed"], result["deleted_volumes"]) == (True, [])
     assert test_jobs.run("pool.list", {})["pools"] == []
     again = test_jobs.run("pool.delete", {"name": POOL})
     assert again["changed"] is False
-    assert test_jobs.messages() == [f"storage pool {POOL} does not exist; nothing to delete"]
+    assert test_jobs.messages() == [
+        test_jobs.running_message(),
+        f"storage pool {POOL} does not exist; nothing to delete",
+        "succeeded",
+    ]
 
 
-def test_a_pool_with_volumes_stays_unless_they_may_go_too(test_jobs: JobHarness) -> None:
+def test_a_pool_with_volumes_stays_unless_they_may_go_too(test_jobs: WorkerJobs) -> None:
     for name in ("a.qcow2", "b.qcow2"):
         test_jobs.run("volume.create", {"pool": POOL, "name": name, "capacity": "1G"})
-    with pytest.raises(Conflict) as caught:
-        test_jobs.run("pool.delete", {"name": POOL})
-    assert "holds 2 volumes (a.qcow2, b.qcow2); set delete_volumes" in caught.value.detail
+    match = re.escape("holds 2 volumes (a.qcow2, b.qcow2); set delete_volumes")
+    test_jobs.fail("pool.delete", {"name": POOL}, "conflict", match)
     assert [p["name"] for p in test_jobs.run("pool.list", {})["pools"]] == [POOL]
 
     result = test_jobs.run("pool.delete", {"name": POOL, "delete_volumes": True})
@@ -38,7 +41,7 @@ def test_a_pool_with_volumes_stays_unless_they_may_go_too(test_jobs: JobHarness)
 
 @pytest.mark.libvirtd
 def test_a_real_pool_is_undefined_and_its_directory_stays(
-    qemu_jobs: JobHarness, qemu_conn: libvirt.virConnect, tmp_path: Path
+    qemu_jobs: WorkerJobs, qemu_conn: libvirt.virConnect, tmp_path: Path
 ) -> None:
     name = f"test-delete-{tmp_path.name[-12:]}"
     directory = tmp_path / "pool"

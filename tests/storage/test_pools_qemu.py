@@ -11,8 +11,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from orchestrator.errors import Conflict, JobFailed
-from tests.storage.conftest import DirPool, JobHarness
+from tests.storage.conftest import DirPool, WorkerJobs
 
 pytestmark = pytest.mark.libvirtd
 
@@ -32,7 +31,7 @@ def pool_name(qemu_conn: libvirt.virConnect) -> Iterator[str]:
 
 
 def test_pool_ensure_builds_starts_and_converges(
-    qemu_jobs: JobHarness, pool_name: str, tmp_path: Path
+    qemu_jobs: WorkerJobs, pool_name: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "new-pool"
     first = qemu_jobs.run("pool.ensure", {"name": pool_name, "path": str(path)})
@@ -42,15 +41,16 @@ def test_pool_ensure_builds_starts_and_converges(
     again = qemu_jobs.run("pool.ensure", {"name": pool_name, "path": str(path)})
     assert (again["changed"], again["actions"]) == (False, [])
     assert f"storage pool {pool_name} already exists as asked" in qemu_jobs.messages()
-    with pytest.raises(Conflict, match="path: wanted"):
-        qemu_jobs.run("pool.ensure", {"name": pool_name, "path": str(tmp_path / "other")})
+    other = {"name": pool_name, "path": str(tmp_path / "other")}
+    qemu_jobs.fail("pool.ensure", other, "conflict", "path: wanted")
+    assert not (tmp_path / "other").exists()
     listed = {pool["name"]: pool for pool in qemu_jobs.run("pool.list", {})["pools"]}
     assert listed[pool_name]["path"] == str(path)
     assert listed[pool_name]["capacity"] >= listed[pool_name]["available"] > 0
 
 
 def test_pool_ensure_restarts_a_stopped_pool(
-    qemu_jobs: JobHarness, qemu_conn: libvirt.virConnect, pool_name: str, tmp_path: Path
+    qemu_jobs: WorkerJobs, qemu_conn: libvirt.virConnect, pool_name: str, tmp_path: Path
 ) -> None:
     params = {"name": pool_name, "path": str(tmp_path), "autostart": False}
     qemu_jobs.run("pool.ensure", params)
@@ -59,17 +59,17 @@ def test_pool_ensure_restarts_a_stopped_pool(
 
 
 def test_a_failed_pool_ensure_removes_its_definition(
-    qemu_jobs: JobHarness, qemu_conn: libvirt.virConnect, pool_name: str, tmp_path: Path
+    qemu_jobs: WorkerJobs, qemu_conn: libvirt.virConnect, pool_name: str, tmp_path: Path
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    with pytest.raises(JobFailed, match="could not set up storage pool"):
-        qemu_jobs.run("pool.ensure", {"name": pool_name, "path": str(blocker)})
+    params = {"name": pool_name, "path": str(blocker)}
+    qemu_jobs.fail("pool.ensure", params, "job-failed", "could not set up storage pool")
     assert pool_name not in qemu_conn.listStoragePools() + qemu_conn.listDefinedStoragePools()
     assert f"removed pool definition {pool_name} after the failure" in qemu_jobs.messages()
 
 
-def test_many_overlays_and_full_volumes_at_once(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+def test_many_overlays_and_full_volumes_at_once(qemu_jobs: WorkerJobs, dir_pool: DirPool) -> None:
     qemu_jobs.run("volume.create", {"pool": dir_pool.name, "name": "base.qcow2", "capacity": "1G"})
 
     def make(index: int) -> bool:

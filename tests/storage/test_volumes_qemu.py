@@ -7,15 +7,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.storage.names import partial_name
-from tests.storage.conftest import DirPool, JobHarness
+from tests.storage.conftest import DirPool, WorkerJobs, new_job_id
+from tests.storage.dirwatch import DirectoryWatch
+from workers.runner import run_attempt
 
 pytestmark = pytest.mark.libvirtd
 
@@ -43,12 +43,16 @@ def pool_files(pool: DirPool) -> list[str]:
     return sorted(os.listdir(pool.path))
 
 
-def create(jobs: JobHarness, pool: DirPool, name: str, **params: Any) -> dict[str, Any]:
+def create(jobs: WorkerJobs, pool: DirPool, name: str, **params: Any) -> dict[str, Any]:
     return jobs.run("volume.create", {"pool": pool.name, "name": name, **params})
 
 
+def libvirt_volumes(pool: DirPool) -> list[str]:
+    return sorted(pool.pool.listVolumes())
+
+
 def test_sparse_qcow2_is_a_small_file_of_the_asked_size(
-    qemu_jobs: JobHarness, dir_pool: DirPool
+    qemu_jobs: WorkerJobs, dir_pool: DirPool
 ) -> None:
     result = create(qemu_jobs, dir_pool, "disk.qcow2", capacity="6G", mode="0640")
     path = dir_pool.path / "disk.qcow2"
@@ -64,7 +68,7 @@ def test_sparse_qcow2_is_a_small_file_of_the_asked_size(
 
 
 def test_raw_full_allocation_takes_its_space_and_leaves_no_partial(
-    qemu_jobs: JobHarness, dir_pool: DirPool
+    qemu_jobs: WorkerJobs, dir_pool: DirPool
 ) -> None:
     result = create(
         qemu_jobs, dir_pool, "full.img", capacity="64M", format="raw", allocation="full"
@@ -77,20 +81,22 @@ def test_raw_full_allocation_takes_its_space_and_leaves_no_partial(
     assert again["changed"] is False
 
 
-def test_qcow2_full_allocation_preallocates(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+def test_qcow2_full_allocation_preallocates(qemu_jobs: WorkerJobs, dir_pool: DirPool) -> None:
     create(qemu_jobs, dir_pool, "full.qcow2", capacity="32M", allocation="full")
     assert qemu_img_info(dir_pool.path / "full.qcow2")["actual-size"] >= 32 * MiB
 
 
 def test_a_sparse_volume_does_not_satisfy_a_full_request(
-    qemu_jobs: JobHarness, dir_pool: DirPool
+    qemu_jobs: WorkerJobs, dir_pool: DirPool
 ) -> None:
     create(qemu_jobs, dir_pool, "thin.img", capacity="32M", format="raw")
-    with pytest.raises(Conflict, match="allocation: wanted full"):
-        create(qemu_jobs, dir_pool, "thin.img", capacity="32M", format="raw", allocation="full")
+    params = {"pool": dir_pool.name, "name": "thin.img", "capacity": "32M", "format": "raw"}
+    full = {**params, "allocation": "full"}
+    qemu_jobs.fail("volume.create", full, "conflict", "allocation: wanted full")
+    assert (dir_pool.path / "thin.img").stat().st_blocks * 512 < 32 * MiB
 
 
-def test_overlay_reads_the_base_image(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+def test_overlay_reads_the_base_image(qemu_jobs: WorkerJobs, dir_pool: DirPool) -> None:
     create(qemu_jobs, dir_pool, "base.qcow2", capacity="1G")
     base = dir_pool.path / "base.qcow2"
     assert qemu_io(base, "qcow2", "write -P 0xab 0 64k").returncode == 0
@@ -107,7 +113,7 @@ def test_overlay_reads_the_base_image(qemu_jobs: JobHarness, dir_pool: DirPool) 
     assert qemu_io(overlay, "qcow2", "read -P 0xcd 0 64k").stdout.count("verification failed")
 
 
-def test_overlay_by_path_in_path_form(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+def test_overlay_by_path_in_path_form(qemu_jobs: WorkerJobs, dir_pool: DirPool) -> None:
     create(qemu_jobs, dir_pool, "base.img", capacity="16M", format="raw")
     base = dir_pool.path / "base.img"
     result = qemu_jobs.run(
@@ -120,7 +126,7 @@ def test_overlay_by_path_in_path_form(qemu_jobs: JobHarness, dir_pool: DirPool) 
 
 
 def test_resize_grows_refuses_to_shrink_unless_allowed(
-    qemu_jobs: JobHarness, dir_pool: DirPool
+    qemu_jobs: WorkerJobs, dir_pool: DirPool
 ) -> None:
     create(qemu_jobs, dir_pool, "r.qcow2", capacity="1G")
     target = {"pool": dir_pool.name, "name": "r.qcow2"}
@@ -128,20 +134,19 @@ def test_resize_grows_refuses_to_shrink_unless_allowed(
     assert (grown["previous_capacity"], grown["capacity"], grown["changed"]) == (GiB, 2 * GiB, True)
     assert qemu_img_info(dir_pool.path / "r.qcow2")["virtual-size"] == 2 * GiB
     assert qemu_jobs.run("volume.resize", {**target, "capacity": "2G"})["changed"] is False
-    with pytest.raises(InvalidInput, match="allow_shrink"):
-        qemu_jobs.run("volume.resize", {**target, "capacity": "1G"})
+    qemu_jobs.fail("volume.resize", {**target, "capacity": "1G"}, "invalid-input", "allow_shrink")
     assert qemu_img_info(dir_pool.path / "r.qcow2")["virtual-size"] == 2 * GiB
     qemu_jobs.run("volume.resize", {**target, "capacity": "1G", "allow_shrink": True})
     assert qemu_img_info(dir_pool.path / "r.qcow2")["virtual-size"] == GiB
 
 
-def test_delete_removes_the_file(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+def test_delete_removes_the_file(qemu_jobs: WorkerJobs, dir_pool: DirPool) -> None:
     create(qemu_jobs, dir_pool, "d.qcow2", capacity="1G")
     qemu_jobs.run("volume.delete", {"path": str(dir_pool.path / "d.qcow2")})
     assert pool_files(dir_pool) == []
 
 
-def test_clone_converts_raw_to_qcow2(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+def test_clone_converts_raw_to_qcow2(qemu_jobs: WorkerJobs, dir_pool: DirPool) -> None:
     create(qemu_jobs, dir_pool, "src.img", capacity="16M", format="raw")
     assert qemu_io(dir_pool.path / "src.img", "raw", "write -P 0x5a 1M 64k").returncode == 0
     params = {"pool": dir_pool.name, "name": "copy.qcow2", "source": f"{dir_pool.name}/src.img"}
@@ -152,8 +157,9 @@ def test_clone_converts_raw_to_qcow2(qemu_jobs: JobHarness, dir_pool: DirPool) -
     assert qemu_io(copy, "qcow2", "read -P 0x5a 1M 64k").stdout.count("verification failed") == 0
     assert pool_files(dir_pool) == ["copy.qcow2", "src.img"]
     assert qemu_jobs.run("volume.clone", {**params, "format": "qcow2"})["changed"] is False
-    with pytest.raises(Conflict, match="format"):
-        qemu_jobs.run("volume.clone", params)  # default format is the source's: raw
+    # The default format is the source's: raw.
+    qemu_jobs.fail("volume.clone", params, "conflict", "format")
+    assert qemu_img_info(copy)["format"] == "qcow2"
 
 
 @pytest.fixture
@@ -166,7 +172,7 @@ def image(tmp_path: Path) -> tuple[Path, str]:
 
 
 def test_upload_imports_verified_content(
-    qemu_jobs: JobHarness, dir_pool: DirPool, image: tuple[Path, str]
+    qemu_jobs: WorkerJobs, dir_pool: DirPool, image: tuple[Path, str]
 ) -> None:
     source, digest = image
     params = {"pool": dir_pool.name, "name": "img.qcow2", "source_path": str(source)}
@@ -180,19 +186,19 @@ def test_upload_imports_verified_content(
 
 
 def test_upload_with_a_wrong_checksum_leaves_nothing(
-    qemu_jobs: JobHarness, dir_pool: DirPool, image: tuple[Path, str]
+    qemu_jobs: WorkerJobs, dir_pool: DirPool, image: tuple[Path, str]
 ) -> None:
     source, _ = image
     params = {"pool": dir_pool.name, "name": "img.qcow2", "source_path": str(source)}
-    with pytest.raises(InvalidInput) as caught:
-        qemu_jobs.run("volume.upload", {**params, "sha256": "0" * 64})
-    assert caught.value.extra["errors"][0]["field"] == "params.sha256"
+    problem = qemu_jobs.fail("volume.upload", {**params, "sha256": "0" * 64}, "invalid-input")
+    assert problem["errors"][0]["field"] == "params.sha256"
     assert pool_files(dir_pool) == []
+    assert libvirt_volumes(dir_pool) == []
     assert qemu_jobs.run("volume.list", {"pool": dir_pool.name})["volumes"] == []
 
 
 def test_upload_refuses_images_that_point_at_other_files(
-    qemu_jobs: JobHarness, dir_pool: DirPool, image: tuple[Path, str], tmp_path: Path
+    qemu_jobs: WorkerJobs, dir_pool: DirPool, image: tuple[Path, str], tmp_path: Path
 ) -> None:
     base, _ = image
     overlay = tmp_path / "overlay.qcow2"
@@ -202,21 +208,21 @@ def test_upload_refuses_images_that_point_at_other_files(
     )
     digest = hashlib.sha256(overlay.read_bytes()).hexdigest()
     params = {"pool": dir_pool.name, "name": "o.qcow2", "source_path": str(overlay)}
-    with pytest.raises(InvalidInput, match="refers to another file"):
-        qemu_jobs.run("volume.upload", {**params, "sha256": digest})
-    with pytest.raises(InvalidInput, match="holds a qcow2 image, not raw"):
-        qemu_jobs.run(
-            "volume.upload", {**params, "source_path": str(base), "format": "raw", "sha256": digest}
-        )
+    params = {**params, "sha256": digest}
+    qemu_jobs.fail("volume.upload", params, "invalid-input", "refers to another file")
+    as_raw = {**params, "source_path": str(base), "format": "raw"}
+    qemu_jobs.fail("volume.upload", as_raw, "invalid-input", "holds a qcow2 image, not raw")
     assert pool_files(dir_pool) == []
+    assert libvirt_volumes(dir_pool) == []
 
 
-def test_a_redelivered_job_removes_its_partial_and_converges(
-    qemu_jobs: JobHarness, dir_pool: DirPool
+def test_the_next_attempt_of_a_job_removes_its_partial_and_converges(
+    qemu_jobs: WorkerJobs, dir_pool: DirPool
 ) -> None:
-    job_id = "job-redelivered"
-    leftover = dir_pool.path / partial_name(job_id)
-    leftover.write_bytes(b"\0" * 4096)  # what a worker killed mid-write would leave
+    # What a worker killed mid-write leaves: its claim on attempt 1 and a partial volume.
+    job_id = new_job_id()
+    qemu_jobs.live.claim(job_id, 1, "storage-test/gone", "gone-instance")
+    (dir_pool.path / partial_name(job_id)).write_bytes(b"\0" * 4096)
     params = {
         "pool": dir_pool.name,
         "name": "f.img",
@@ -224,25 +230,26 @@ def test_a_redelivered_job_removes_its_partial_and_converges(
         "format": "raw",
         "allocation": "full",
     }
-    result = qemu_jobs.run("volume.create", params, job_id=job_id)
-    assert result["changed"] is True
+    rerun = qemu_jobs.run_next_attempt(job_id, "volume.create", params)
+    assert (rerun.attempt, rerun.state, rerun.result["changed"]) == (2, "succeeded", True)
     assert pool_files(dir_pool) == ["f.img"]
-    assert "removed an unfinished volume left by an earlier attempt" in qemu_jobs.messages()
+    assert "removed an unfinished volume left by an earlier attempt" in rerun.messages
 
 
 def test_a_published_file_libvirt_has_not_seen_counts_as_existing(
-    qemu_jobs: JobHarness, dir_pool: DirPool
+    qemu_jobs: WorkerJobs, dir_pool: DirPool
 ) -> None:
     # A worker that died after publishing but before refreshing the pool leaves exactly this.
     path = dir_pool.path / "late.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "1G"], check=True)
     result = create(qemu_jobs, dir_pool, "late.qcow2", capacity="1G")
     assert result["changed"] is False
-    with pytest.raises(Conflict, match="capacity"):
-        create(qemu_jobs, dir_pool, "late.qcow2", capacity="2G")
+    params = {"pool": dir_pool.name, "name": "late.qcow2", "capacity": "2G"}
+    qemu_jobs.fail("volume.create", params, "conflict", "capacity: wanted 2147483648")
+    assert qemu_img_info(path)["virtual-size"] == GiB
 
 
-def test_volume_list_shows_partials(qemu_jobs: JobHarness, dir_pool: DirPool) -> None:
+def test_volume_list_shows_partials(qemu_jobs: WorkerJobs, dir_pool: DirPool) -> None:
     create(qemu_jobs, dir_pool, "a.qcow2", capacity="1G")
     (dir_pool.path / partial_name("lost-job")).write_bytes(b"")
     dir_pool.pool.refresh(0)
@@ -253,20 +260,21 @@ def test_volume_list_shows_partials(qemu_jobs: JobHarness, dir_pool: DirPool) ->
     ]
 
 
+# A worker process of its own, running the job's first attempt as its Celery task would.
 _KILLED_WORKER = """
 import sys
-import libvirt, redis
-from orchestrator.jobs.livestate import LiveState
-from tests.storage.conftest import JobHarness
-port, pool, source, digest = sys.argv[1:]
-jobs = JobHarness(libvirt.open("qemu:///system"), LiveState(redis.Redis(port=int(port))))
+from pathlib import Path
+from tests.storage.conftest import worker_runtime
+from workers.runner import run_attempt
+uri, redis_url, var_dir, job_id, pool, source, digest = sys.argv[1:]
+runtime = worker_runtime(uri, redis_url, Path(var_dir))
 params = {"pool": pool, "name": "big.img", "source_path": source, "sha256": digest}
-jobs.run("volume.upload", params, job_id="job-killed")
+run_attempt(runtime, job_id, 1, "volume.upload", params)
 """
 
 
 def test_a_worker_killed_mid_upload_leaves_no_volume_and_the_rerun_converges(
-    qemu_jobs: JobHarness, dir_pool: DirPool, tmp_path: Path
+    qemu_jobs: WorkerJobs, dir_pool: DirPool, tmp_path: Path
 ) -> None:
     source = tmp_path / "big.img"
     block = hashlib.sha256(b"seed").digest() * (MiB // 32)
@@ -274,38 +282,56 @@ def test_a_worker_killed_mid_upload_leaves_no_volume_and_the_rerun_converges(
         for _ in range(128):
             handle.write(block)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    port = qemu_jobs.live.redis.connection_pool.connection_kwargs["port"]
-    worker = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_WORKER, str(port), dir_pool.name, str(source), digest],
-        cwd=Path(__file__).parents[2],
-    )
-    partial = dir_pool.path / partial_name("job-killed")
-    deadline = time.monotonic() + 30
-    while not partial.exists() and worker.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.001)
-    worker.kill()
-    worker.wait()
-    assert partial.exists(), "the upload finished before it could be interrupted"
-    assert not (dir_pool.path / "big.img").exists()
+    job_id = new_job_id()
+    settings = qemu_jobs.runtime.settings
+    partial = partial_name(job_id)
+    argv = [settings.libvirt_uri, settings.resolved_redis_url, str(settings.var_dir), job_id]
+    with DirectoryWatch(dir_pool.path) as watch:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", _KILLED_WORKER, *argv, dir_pool.name, str(source), digest],
+            cwd=Path(__file__).parents[2],
+        )
+        try:
+            started = watch.wait_for(partial, 120, gave_up=lambda: worker.poll() is not None)
+        finally:
+            worker.kill()
+            worker.wait()
+    assert started, "the worker ended before it began writing the volume"
+    assert pool_files(dir_pool) == [partial], "the upload finished before it could be interrupted"
+    assert qemu_jobs.read(job_id).state == "running"
 
-    params = {"pool": dir_pool.name, "name": "big.img", "source_path": str(source)}
-    result = qemu_jobs.run("volume.upload", {**params, "sha256": digest}, job_id="job-killed")
-    assert (result["changed"], result["format"], result["capacity"]) == (True, "raw", 128 * MiB)
-    assert pool_files(dir_pool) == ["big.img"]
+    # The broker hands the unacknowledged message out again: that attempt was claimed already.
+    params = {
+        "pool": dir_pool.name,
+        "name": "big.img",
+        "source_path": str(source),
+        "sha256": digest,
+    }
+    assert run_attempt(qemu_jobs.runtime, job_id, 1, "volume.upload", params) == {
+        "skipped": "duplicate"
+    }
+    assert pool_files(dir_pool) == [partial]
+
+    rerun = qemu_jobs.run_next_attempt(job_id, "volume.upload", params)
+    assert (rerun.attempt, rerun.state) == (2, "succeeded"), rerun.error
+    assert (rerun.result["changed"], rerun.result["format"]) == (True, "raw")
+    assert rerun.result["capacity"] == 128 * MiB
+    assert pool_files(dir_pool) == libvirt_volumes(dir_pool) == ["big.img"]
     assert hashlib.sha256((dir_pool.path / "big.img").read_bytes()).hexdigest() == digest
-    assert "removed an unfinished volume left by an earlier attempt" in qemu_jobs.messages()
+    assert "removed an unfinished volume left by an earlier attempt" in rerun.messages
 
 
 def test_upload_from_outside_the_allowed_directories_is_refused(
-    qemu_jobs: JobHarness, dir_pool: DirPool
+    qemu_jobs: WorkerJobs, dir_pool: DirPool
 ) -> None:
     params = {"pool": dir_pool.name, "name": "shadow.img", "sha256": "0" * 64, "format": "raw"}
-    with pytest.raises(InvalidInput) as caught:
-        qemu_jobs.run("volume.upload", {**params, "source_path": "/etc/shadow"})
-    assert caught.value.extra["errors"][0]["field"] == "params.source_path"
-    assert "outside the directories uploads may come from" in caught.value.detail
+    shadow = {**params, "source_path": "/etc/shadow"}
+    problem = qemu_jobs.fail("volume.upload", shadow, "invalid-input")
+    assert problem["errors"][0]["field"] == "params.source_path"
+    assert "outside the directories uploads may come from" in problem["detail"]
     link = dir_pool.path.parent / "innocent.img"  # a symlink inside an allowed one is followed
     link.symlink_to("/etc/shadow")
-    with pytest.raises(InvalidInput, match="outside the directories"):
-        qemu_jobs.run("volume.upload", {**params, "source_path": str(link)})
+    linked = {**params, "source_path": str(link)}
+    qemu_jobs.fail("volume.upload", linked, "invalid-input", "outside the directories")
     assert pool_files(dir_pool) == []
+    assert libvirt_volumes(dir_pool) == []

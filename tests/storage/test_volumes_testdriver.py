@@ -6,20 +6,25 @@ these prove the job-level behaviour; the files themselves are checked on the rea
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from orchestrator.errors import Conflict, InvalidInput, NotFound
-from tests.storage.conftest import JobHarness
+from tests.storage.conftest import WorkerJobs
 
 GiB = 1024**3
 POOL = "default-pool"
 
 
-def create(jobs: JobHarness, name: str, **params: object) -> dict[str, object]:
+def create(jobs: WorkerJobs, name: str, **params: object) -> dict[str, Any]:
     return jobs.run("volume.create", {"pool": POOL, "name": name, **params})
 
 
-def test_create_reports_the_volume_and_changed(test_jobs: JobHarness) -> None:
+def create_fails(
+    jobs: WorkerJobs, problem: str, name: str, match: str | None = None, **params: object
+) -> dict[str, Any]:
+    return jobs.fail("volume.create", {"pool": POOL, "name": name, **params}, problem, match)
+
+
+def test_create_reports_the_volume_and_changed(test_jobs: WorkerJobs) -> None:
     result = create(test_jobs, "disk.qcow2", capacity="6G")
     assert result["changed"] is True
     assert result["path"] == "/default-pool/disk.qcow2"
@@ -28,51 +33,53 @@ def test_create_reports_the_volume_and_changed(test_jobs: JobHarness) -> None:
     assert "created qcow2 volume default-pool/disk.qcow2 (6 GiB, sparse)" in test_jobs.messages()
 
 
-def test_same_spec_again_changes_nothing(test_jobs: JobHarness) -> None:
+def test_same_spec_again_changes_nothing(test_jobs: WorkerJobs) -> None:
     first = create(test_jobs, "again.qcow2", capacity="1G")
     second = create(test_jobs, "again.qcow2", capacity="1073741824")
     assert second["changed"] is False
     assert second["path"] == first["path"]
-    assert test_jobs.messages() == [f"volume {POOL}/again.qcow2 already exists as asked"]
+    assert test_jobs.messages() == [
+        test_jobs.running_message(),
+        f"volume {POOL}/again.qcow2 already exists as asked",
+        "succeeded",
+    ]
 
 
-def test_conflicting_spec_names_the_differences_and_changes_nothing(test_jobs: JobHarness) -> None:
+def test_conflicting_spec_names_the_differences_and_changes_nothing(test_jobs: WorkerJobs) -> None:
     create(test_jobs, "c.img", capacity="1G", format="raw")
-    with pytest.raises(Conflict) as caught:
-        create(test_jobs, "c.img", capacity="2G", format="qcow2")
-    assert caught.value.status == 409
-    fields = {diff["field"] for diff in caught.value.extra["differences"]}
-    assert fields == {"capacity", "format"}
-    assert "capacity: wanted 2147483648, found 1073741824" in caught.value.detail
+    problem = create_fails(test_jobs, "conflict", "c.img", capacity="2G", format="qcow2")
+    assert problem["status"] == 409
+    assert {diff["field"] for diff in problem["differences"]} == {"capacity", "format"}
+    assert "capacity: wanted 2147483648, found 1073741824" in problem["detail"]
+    assert test_jobs.messages()[-1] == f"failed: {problem['detail']}"
     listed = test_jobs.run("volume.list", {"pool": POOL})["volumes"]
     assert [(v["name"], v["capacity"], v["format"]) for v in listed] == [("c.img", GiB, "raw")]
 
 
-def test_path_form_maps_to_the_pool(test_jobs: JobHarness) -> None:
+def test_path_form_maps_to_the_pool(test_jobs: WorkerJobs) -> None:
     result = test_jobs.run("volume.create", {"path": "/default-pool/p.qcow2", "capacity": "1G"})
     assert (result["pool"], result["name"]) == (POOL, "p.qcow2")
 
 
-def test_path_outside_every_pool_is_refused_naming_path(test_jobs: JobHarness) -> None:
-    with pytest.raises(InvalidInput) as caught:
-        test_jobs.run("volume.create", {"path": "/etc/x.qcow2", "capacity": "1G"})
-    (error,) = caught.value.extra["errors"]
+def test_path_outside_every_pool_is_refused_naming_path(test_jobs: WorkerJobs) -> None:
+    params = {"path": "/etc/x.qcow2", "capacity": "1G"}
+    (error,) = test_jobs.fail("volume.create", params, "invalid-input")["errors"]
     assert error["field"] == "params.path"
     assert "default-pool: /default-pool" in error["message"]
 
 
-def test_unknown_pool_is_not_found(test_jobs: JobHarness) -> None:
-    with pytest.raises(NotFound, match="storage pool 'nope' does not exist"):
-        test_jobs.run("volume.create", {"pool": "nope", "name": "x", "capacity": "1G"})
+def test_unknown_pool_is_not_found(test_jobs: WorkerJobs) -> None:
+    params = {"pool": "nope", "name": "x", "capacity": "1G"}
+    problem = test_jobs.fail("volume.create", params, "not-found", "storage pool 'nope' does not")
+    assert problem["status"] == 404
 
 
-def test_missing_backing_is_invalid_naming_backing(test_jobs: JobHarness) -> None:
-    with pytest.raises(InvalidInput) as caught:
-        create(test_jobs, "o.qcow2", backing=f"{POOL}/missing.qcow2")
-    assert caught.value.extra["errors"][0]["field"] == "params.backing"
+def test_missing_backing_is_invalid_naming_backing(test_jobs: WorkerJobs) -> None:
+    problem = create_fails(test_jobs, "invalid-input", "o.qcow2", backing=f"{POOL}/missing.qcow2")
+    assert problem["errors"][0]["field"] == "params.backing"
 
 
-def test_overlay_takes_the_backing_capacity_and_format(test_jobs: JobHarness) -> None:
+def test_overlay_takes_the_backing_capacity_and_format(test_jobs: WorkerJobs) -> None:
     create(test_jobs, "base.raw", capacity="2G", format="raw")
     overlay = create(test_jobs, "o.qcow2", backing="/default-pool/base.raw")
     assert overlay["capacity"] == 2 * GiB
@@ -80,29 +87,31 @@ def test_overlay_takes_the_backing_capacity_and_format(test_jobs: JobHarness) ->
     again = create(test_jobs, "o.qcow2", backing=f"{POOL}/base.raw")
     assert again["changed"] is False
     create(test_jobs, "other.raw", capacity="2G", format="raw")
-    with pytest.raises(Conflict, match="backing"):
-        create(test_jobs, "o.qcow2", backing=f"{POOL}/other.raw")
+    create_fails(test_jobs, "conflict", "o.qcow2", "backing", backing=f"{POOL}/other.raw")
 
 
-def test_overlay_smaller_than_its_backing_is_refused(test_jobs: JobHarness) -> None:
+def test_overlay_smaller_than_its_backing_is_refused(test_jobs: WorkerJobs) -> None:
     create(test_jobs, "big.qcow2", capacity="4G")
-    with pytest.raises(InvalidInput, match="smaller than the backing"):
-        create(test_jobs, "small.qcow2", capacity="1G", backing=f"{POOL}/big.qcow2")
+    backing = f"{POOL}/big.qcow2"
+    match = "smaller than the backing"
+    create_fails(test_jobs, "invalid-input", "small.qcow2", match, capacity="1G", backing=backing)
+    assert [v["name"] for v in test_jobs.run("volume.list", {"pool": POOL})["volumes"]] == [
+        "big.qcow2"
+    ]
 
 
 def test_capacity_beyond_available_space_is_invalid_unless_overcommitted(
-    test_jobs: JobHarness,
+    test_jobs: WorkerJobs,
 ) -> None:
-    with pytest.raises(InvalidInput) as caught:
-        create(test_jobs, "huge.qcow2", capacity="1T")
-    assert caught.value.extra["errors"][0]["field"] == "params.capacity"
-    assert "100 GiB available" in caught.value.detail
+    problem = create_fails(test_jobs, "invalid-input", "huge.qcow2", capacity="1T")
+    assert problem["errors"][0]["field"] == "params.capacity"
+    assert "100 GiB available" in problem["detail"]
     assert create(test_jobs, "huge.qcow2", capacity="1T", overcommit=True)["changed"] is True
-    with pytest.raises(InvalidInput):
-        create(test_jobs, "huge-full.img", capacity="1T", format="raw", allocation="full")
+    full = {"capacity": "1T", "format": "raw", "allocation": "full"}
+    create_fails(test_jobs, "invalid-input", "huge-full.img", **full)
 
 
-def test_delete_is_an_ensure(test_jobs: JobHarness) -> None:
+def test_delete_is_an_ensure(test_jobs: WorkerJobs) -> None:
     create(test_jobs, "gone.qcow2", capacity="1G")
     deleted = test_jobs.run("volume.delete", {"pool": POOL, "name": "gone.qcow2"})
     assert deleted == {
@@ -116,22 +125,23 @@ def test_delete_is_an_ensure(test_jobs: JobHarness) -> None:
     assert test_jobs.run("volume.list", {"pool": POOL})["volumes"] == []
 
 
-def test_resize_of_a_missing_volume_is_not_found(test_jobs: JobHarness) -> None:
-    with pytest.raises(NotFound):
-        test_jobs.run("volume.resize", {"pool": POOL, "name": "none", "capacity": "1G"})
+def test_resize_of_a_missing_volume_is_not_found(test_jobs: WorkerJobs) -> None:
+    params = {"pool": POOL, "name": "none", "capacity": "1G"}
+    test_jobs.fail("volume.resize", params, "not-found", "volume default-pool/none does not")
 
 
-def test_clone_copies_and_converges(test_jobs: JobHarness) -> None:
+def test_clone_copies_and_converges(test_jobs: WorkerJobs) -> None:
     create(test_jobs, "src.qcow2", capacity="1G")
     params = {"pool": POOL, "name": "copy.img", "source": f"{POOL}/src.qcow2", "format": "raw"}
     first = test_jobs.run("volume.clone", params)
     assert (first["format"], first["capacity"], first["changed"]) == ("raw", GiB, True)
     assert test_jobs.run("volume.clone", params)["changed"] is False
-    with pytest.raises(InvalidInput, match="target volume itself"):
-        test_jobs.run("volume.clone", {**params, "name": "src.qcow2"})
+    test_jobs.fail(
+        "volume.clone", {**params, "name": "src.qcow2"}, "invalid-input", "target volume itself"
+    )
 
 
-def test_lists_show_pools_and_volumes(test_jobs: JobHarness) -> None:
+def test_lists_show_pools_and_volumes(test_jobs: WorkerJobs) -> None:
     create(test_jobs, "b.qcow2", capacity="1G")
     create(test_jobs, "a.qcow2", capacity="2G")
     volumes = test_jobs.run("volume.list", {"pool": POOL})["volumes"]
@@ -145,13 +155,16 @@ def test_lists_show_pools_and_volumes(test_jobs: JobHarness) -> None:
     assert {"allocation", "available"} <= set(pool)
 
 
-def test_pool_ensure_defines_once_and_refuses_a_different_path(test_jobs: JobHarness) -> None:
+def test_pool_ensure_defines_once_and_refuses_a_different_path(test_jobs: WorkerJobs) -> None:
     first = test_jobs.run("pool.ensure", {"name": "extra", "path": "/extra-pool"})
     assert first["changed"] is True and "defined" in first["actions"]
     assert (first["active"], first["autostart"], first["path"]) == (True, True, "/extra-pool")
     again = test_jobs.run("pool.ensure", {"name": "extra", "path": "/extra-pool"})
     assert (again["changed"], again["actions"]) == (False, [])
-    with pytest.raises(Conflict, match="path: wanted /elsewhere, found /extra-pool"):
-        test_jobs.run("pool.ensure", {"name": "extra", "path": "/elsewhere"})
-    with pytest.raises(Conflict, match="already belongs to storage pool 'default-pool'"):
-        test_jobs.run("pool.ensure", {"name": "twin", "path": "/default-pool"})
+    elsewhere = {"name": "extra", "path": "/elsewhere"}
+    test_jobs.fail("pool.ensure", elsewhere, "conflict", "path: wanted /elsewhere, found /extra")
+    twin = {"name": "twin", "path": "/default-pool"}
+    test_jobs.fail(
+        "pool.ensure", twin, "conflict", "already belongs to storage pool 'default-pool'"
+    )
+    assert [p["name"] for p in test_jobs.run("pool.list", {})["pools"]] == [POOL, "extra"]
