@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -19,6 +20,7 @@ import libvirt
 import pytest
 import requests
 
+from orchestrator.storage.names import partial_name
 from tests.support import services
 from tests.support.services import RunningStack
 
@@ -413,11 +415,29 @@ def test_an_image_sent_through_the_api_becomes_a_verified_volume(
     assert not any((api_stack.settings.var_dir / "uploads").iterdir())
 
 
+def what_an_upload_can_write(stack: RunningStack, pool: KvmPool, uri: str) -> dict[str, Any]:
+    """Every place a volume.upload job on the kvm worker writes to, as it is now."""
+    spool = stack.settings.var_dir.resolve() / "uploads"  # workers/storage/spool.py
+    conn = libvirt.open(uri)
+    try:
+        # Without a refresh: what libvirt itself holds, not what it would find on disk.
+        volumes = sorted(conn.storagePoolLookupByName(pool.name).listVolumes())
+    finally:
+        conn.close()
+    return {
+        # the volume and its ".partial-<job>" name before it is published (partials.py)
+        "pool directory": sorted(os.listdir(pool.path)),
+        "upload spool": sorted(os.listdir(spool)) if spool.exists() else [],
+        "libvirt volumes": volumes,
+    }
+
+
 @pytest.mark.libvirtd
 def test_content_with_another_checksum_is_refused_and_creates_nothing(
-    api_stack: RunningStack, kvm_pool: KvmPool, tmp_path: Path
+    api_stack: RunningStack, kvm_pool: KvmPool, tmp_path: Path, qemu_uri: str
 ) -> None:
     image, _ = _qcow2_with_pattern(tmp_path)
+    before = what_an_upload_can_write(api_stack, kvm_pool, qemu_uri)
 
     response = put_content(api_stack, kvm_pool.name, "bad.qcow2", image, sha256="0" * 64)
 
@@ -425,8 +445,13 @@ def test_content_with_another_checksum_is_refused_and_creates_nothing(
     assert response.headers["Content-Type"] == "application/problem+json"
     problem = response.json()
     assert [error["field"] for error in problem["errors"]] == ["params.sha256"]
+    # The content reached the worker's spool and was hashed there before it was refused.
     assert "not the expected" in problem["detail"] and problem["job"]
-    assert not (kvm_pool.path / "bad.qcow2").exists()
+    after = what_an_upload_can_write(api_stack, kvm_pool, qemu_uri)
+    assert after == before
+    assert "bad.qcow2" not in after["pool directory"] + after["libvirt volumes"]
+    assert partial_name(problem["job"]) not in after["pool directory"] + after["libvirt volumes"]
+    assert not [name for name in after["upload spool"] if name.startswith(problem["job"])]
 
 
 def test_an_upload_without_a_checksum_is_refused_before_any_byte_is_read(
