@@ -20,7 +20,6 @@ SERVICE_FIXTURES = frozenset(
     {
         "qemu_uri",  # the real libvirtd (qemu_conn, dir_pool, oracle_pool, kvm_pool...)
         "redis_server",  # make_stack and every stack, live-state and publisher client
-        "storage_live",  # the storage tests' redis-server (test_jobs, qemu_jobs)
         "api_stack",  # tests/storage/test_through_api.py: its own redis-server and stack
         "fleet",  # 20 sshd hosts (options, spare_host)
         "database_url",  # a migrated SQLite or PostgreSQL database per test
