@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import domains, fleet, health, hypervisors, jobs, meta, problems, storage
+from api import audit, auth, domains, fleet, health, hypervisors, jobs, meta, problems, storage
 from api.services import Services
 from orchestrator.settings import Settings
 
@@ -24,7 +24,8 @@ def create_app(
     if test_config:
         app.config.update(test_config)
     Services.from_settings(settings).init_app(app)
+    auth.init_app(app)  # the first hook: those after it know the caller
     problems.init_app(app)
-    for module in (jobs, hypervisors, health, meta, storage, domains, fleet):
+    for module in (jobs, hypervisors, health, meta, storage, domains, fleet, audit):
         app.register_blueprint(module.bp)
     return app

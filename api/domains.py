@@ -12,8 +12,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from api.auth import requires
 from api.live_reads import await_read, read_through_worker, submit_read
 from api.services import services
+from orchestrator.access.scopes import JOBS_READ
 from orchestrator.domains.osinfo import OsVariant, list_os_variants
 from orchestrator.errors import OrchestratorError
 
@@ -23,6 +25,7 @@ READ_TIMEOUT = 10.0
 
 
 @bp.get("/domains")
+@requires(JOBS_READ)
 def index() -> Response:
     """Every domain of every live hypervisor; hypervisors that did not answer are listed apart."""
     live = [hv["name"] for hv in services().live.hypervisors() if hv.get("alive")]
@@ -48,6 +51,7 @@ def index() -> Response:
 
 
 @bp.get("/domains/<hypervisor>/<name>")
+@requires(JOBS_READ)
 def show(hypervisor: str, name: str) -> Response:
     """One domain: state, vCPUs, memory, disks, interfaces with MACs, VNC host and port."""
     domain = read_through_worker("domain.info", hypervisor, {"name": name}, READ_TIMEOUT)
@@ -55,6 +59,7 @@ def show(hypervisor: str, name: str) -> Response:
 
 
 @bp.get("/os-variants")
+@requires(JOBS_READ)
 def os_variants() -> Response:
     """The OS variants of the API host's osinfo-db; ``?q=`` filters by id or name."""
     query = (request.args.get("q") or "").lower()

@@ -1,7 +1,7 @@
 """``/v1/inventories`` (store, version, read, preview a pattern) and
 ``POST /v1/jobs/<id>/relaunch`` (re-run a fleet job on its failed hosts). Also
-:func:`admit_fleet_job`, which ``POST /v1/jobs`` calls for every request: fleet jobs need the
-``fleet:run`` scope, and their ``inventory_name`` is resolved into inline text here."""
+:func:`admit_fleet_job`, which ``POST /v1/jobs`` calls for every request: a fleet job's
+``inventory_name`` is resolved into inline text here."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from typing import Any, cast
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.auth import check_scope, require_scope
+from api.audit import note_job
+from api.auth import requires, submitter_name
 from api.requests import int_arg, json_body
 from api.services import services
+from orchestrator.access.scopes import FLEET_EXEC, INVENTORIES_WRITE, JOBS_READ
 from orchestrator.errors import InvalidInput
 from orchestrator.fleet.admission import FLEET_KINDS, resolve_stored_inventory
 from orchestrator.fleet.inventories import (
@@ -57,21 +59,20 @@ class RelaunchBody(BaseModel):
 
 
 def admit_fleet_job(job_request: JobRequest) -> JobRequest:
-    """For fleet kinds: check the ``fleet:run`` scope and resolve ``inventory_name``."""
+    """For fleet kinds: resolve ``inventory_name``."""
     if job_request.kind not in FLEET_KINDS:
         return job_request
-    check_scope("fleet:run")
     with services().sessions() as session:
         params = resolve_stored_inventory(session, job_request.params)
     return job_request.model_copy(update={"params": params})
 
 
 @bp.put("/v1/inventories/<name>")
-@require_scope("inventory:write")
+@requires(INVENTORIES_WRITE)
 def put_inventory(name: str) -> tuple[Response, int, dict[str, str]]:
     """Store a new version of inventory ``name`` (it must parse and hold no passwords)."""
     body = _parse(InventoryBody, json_body())
-    new = NewInventory(_checked_name(name), body.text, body.format, _submitter())
+    new = NewInventory(_checked_name(name), body.text, body.format, submitter_name())
     with services().sessions() as session:
         row = store_inventory(session, new)
         doc = inventory_document(row, text=False)
@@ -79,7 +80,7 @@ def put_inventory(name: str) -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/v1/inventories")
-@require_scope("read")
+@requires(JOBS_READ)
 def list_inventories() -> Response:
     with services().sessions() as session:
         rows = latest_inventories(session)
@@ -87,7 +88,7 @@ def list_inventories() -> Response:
 
 
 @bp.get("/v1/inventories/<name>")
-@require_scope("read")
+@requires(JOBS_READ)
 def show_inventory(name: str) -> Response:
     """The latest version, or ``?version=N``."""
     with services().sessions() as session:
@@ -96,7 +97,7 @@ def show_inventory(name: str) -> Response:
 
 
 @bp.get("/v1/inventories/<name>/hosts")
-@require_scope("read")
+@requires(JOBS_READ)
 def inventory_hosts(name: str) -> Response:
     """The hosts ``?pattern=`` (default ``all``) and ``?limit=`` select, as a fleet job would;
     ``?builtin_groups=true`` adds the registry's hypervisors as group ``hypervisors``."""
@@ -126,7 +127,7 @@ def inventory_hosts(name: str) -> Response:
 
 
 @bp.post("/v1/jobs/<job_id>/relaunch")
-@require_scope("fleet:run")
+@requires(FLEET_EXEC)
 def relaunch(job_id: str) -> tuple[Response, int, dict[str, str]]:
     """A new fleet job on the earlier job's failed and/or unreachable hosts."""
     raw = json_body() if request.get_data(cache=True).strip() else {}
@@ -135,7 +136,8 @@ def relaunch(job_id: str) -> tuple[Response, int, dict[str, str]]:
     with svc.sessions() as session:
         job_request = relaunch_request(session, svc.live, job_id, body.hosts)
     key = request.headers.get("Idempotency-Key")
-    job, created = svc.submitter.submit(job_request, _submitter(), key)
+    job, created = svc.submitter.submit(job_request, submitter_name(), key)
+    note_job(job.id, job.kind)
     doc = job_document(job, svc.live.job(job.id))
     return jsonify(doc), 202 if created else 200, {"Location": f"/v1/jobs/{job.id}"}
 
@@ -173,7 +175,3 @@ def _flag(name: str) -> bool:
             errors=[{"field": name, "message": "must be true or false"}],
         )
     return raw == "true"
-
-
-def _submitter() -> str:
-    return request.headers.get("X-Submitter", "anonymous")[:128]

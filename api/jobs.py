@@ -7,9 +7,12 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, jsonify, request
 
+from api.audit import note_job
+from api.auth import check_owner, check_scope, requires, submitter_name
 from api.fleet import admit_fleet_job
 from api.requests import float_arg, int_arg, json_body
 from api.services import services
+from orchestrator.access.scopes import FLEET_EXEC, JOBS_READ, JOBS_SUBMIT, submit_scope
 from orchestrator.domains.dryrun import dry_run_job
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.jobs import store as jobstore
@@ -26,17 +29,22 @@ _FILTERS = ("state", "kind", "hypervisor")
 
 
 @bp.post("")
+@requires(JOBS_SUBMIT, FLEET_EXEC)
 def submit() -> tuple[Response, int, dict[str, str]]:
-    # Fleet jobs need the fleet:run scope and get their stored inventory resolved here.
-    job_request = admit_fleet_job(JobRequest.parse(json_body()))
+    job_request = JobRequest.parse(json_body())
+    note_job(None, job_request.kind)
+    # Which of the two scopes depends on the kind: fleet jobs need fleet:exec.
+    check_scope(submit_scope(job_request.kind))
+    job_request = admit_fleet_job(job_request)
     if request.args.get("dry_run") == "true":
         hv = job_request.hypervisor
         facts = services().live.heartbeat(hv) if hv else None
         return jsonify(dry_run_job(job_request.kind, job_request.params, facts)), 200, {}
     wait = float_arg("wait", 0.0, maximum=MAX_WAIT_SECONDS)
-    submitter = request.headers.get("X-Submitter", "anonymous")[:128]
+    # Idempotency keys are unique per submitter, so per token when tokens are on.
     key = request.headers.get("Idempotency-Key")
-    job, created = services().submitter.submit(job_request, submitter, key)
+    job, created = services().submitter.submit(job_request, submitter_name(), key)
+    note_job(job.id, job.kind)
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if wait:
         # POST and wait in one request, as CI does: 200 once finished, 202 if still going.
@@ -49,6 +57,7 @@ def submit() -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/<job_id>")
+@requires(JOBS_READ)
 def show(job_id: str) -> Response:
     """One job; ``?wait=SECONDS`` holds the answer until the job finishes (CI's POST-and-wait)."""
     wait = float_arg("wait", 0.0, maximum=MAX_WAIT_SECONDS)
@@ -64,6 +73,7 @@ def show(job_id: str) -> Response:
 
 
 @bp.get("")
+@requires(JOBS_READ)
 def index() -> Response:
     limit = int_arg("limit", 50, minimum=1, maximum=500)
     filters = {name: request.args[name] for name in _FILTERS if request.args.get(name)}
@@ -81,6 +91,7 @@ def index() -> Response:
 
 
 @bp.get("/<job_id>/events")
+@requires(JOBS_READ)
 def events(job_id: str) -> Response:
     after = int_arg("after", 0)
     limit = int_arg("limit", 1000, minimum=1, maximum=10000)
@@ -97,11 +108,14 @@ def events(job_id: str) -> Response:
 
 
 @bp.post("/<job_id>/cancel")
+@requires(JOBS_SUBMIT, FLEET_EXEC)
 def cancel(job_id: str) -> tuple[Response, int]:
     """Withdraw a job that has not started; ask a running one to stop."""
     svc = services()
     with svc.sessions() as session:
         job = jobstore.get_job(session, job_id)
+        note_job(job.id, job.kind)
+        check_owner(job.submitter, "cancel")
         doc = job_document(job, _live(job_id))
         state = JobState(doc["state"])
         if state.is_terminal:

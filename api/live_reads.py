@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
-
+from api.auth import submitter_name
 from api.services import Services, services
 from orchestrator.errors import InvalidInput, NotFound, OrchestratorError, Unavailable
 from orchestrator.jobs import store as jobstore
@@ -105,9 +104,8 @@ def _submit(
     job_request = JobRequest(
         kind=kind, params=params, hypervisor=hypervisor, on_worker_lost=on_lost
     )
-    submitter = request.headers.get("X-Submitter", "anonymous")[:128]
     try:
-        job, _ = svc.submitter.submit(job_request, submitter, None)
+        job, _ = svc.submitter.submit(job_request, submitter_name(), None)
     except InvalidInput as exc:
         raise _as_query_errors(exc) from None
     return job.id

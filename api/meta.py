@@ -6,6 +6,8 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from api.auth import public, requires
+from orchestrator.access.scopes import JOBS_READ
 from orchestrator.kinds import KINDS
 from orchestrator.openapi import openapi_document
 
@@ -13,6 +15,7 @@ bp = Blueprint("meta", __name__, url_prefix="/v1")
 
 
 @bp.get("/kinds")
+@requires(JOBS_READ)
 def kinds() -> Response:
     items = [
         {
@@ -27,6 +30,7 @@ def kinds() -> Response:
 
 
 @bp.get("/openapi.json")
+@public
 def openapi() -> Response:
     return jsonify(openapi_document(_served_routes()))
 

@@ -11,9 +11,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from api.audit import note_job
+from api.auth import requires
 from api.live_reads import ReadFailed, WorkerTimeout, read_through_worker, submit_read
 from api.requests import float_arg
 from api.services import services
+from orchestrator.access.scopes import JOBS_READ, JOBS_SUBMIT
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.jobs.content_pipe import CHUNK_BYTES, ContentStopped, binary_client, send_content
 from orchestrator.jobs.lifecycle import JobState
@@ -27,18 +30,21 @@ UPLOAD_WAIT_SECONDS = 300.0  # after the last byte: the import and the checks on
 
 
 @bp.get("/<name>/pools")
+@requires(JOBS_READ)
 def pools(name: str) -> Response:
     """Storage pools with capacity, allocation and available bytes."""
     return _read("pool.list", name, {})
 
 
 @bp.get("/<name>/pools/<pool>/volumes")
+@requires(JOBS_READ)
 def pool_volumes(name: str, pool: str) -> Response:
     """The volumes of one pool."""
     return _read("volume.list", name, {"pool": pool})
 
 
 @bp.get("/<name>/volumes")
+@requires(JOBS_READ)
 def volumes(name: str) -> Response:
     """The volumes of the pool named by ``?pool=``."""
     pool = request.args.get("pool")
@@ -56,6 +62,7 @@ def _read(kind: str, hypervisor: str, params: dict[str, Any]) -> Response:
 
 
 @bp.put("/<name>/pools/<pool>/volumes/<volume>/content")
+@requires(JOBS_SUBMIT)
 def upload_content(name: str, pool: str, volume: str) -> tuple[Response, int, dict[str, str]]:
     """Import the request body as volume ``volume`` (``curl -T image.qcow2 ...``).
 
@@ -75,6 +82,7 @@ def upload_content(name: str, pool: str, volume: str) -> tuple[Response, int, di
     wait = float_arg("wait", UPLOAD_WAIT_SECONDS, maximum=UPLOAD_WAIT_SECONDS)
     # The content is streamed once: a worker lost mid-job must not start over on half of it.
     job_id = submit_read("volume.upload", name, params, rerun_on_loss=False)
+    note_job(job_id, "volume.upload")
 
     def worker_gone() -> bool:
         state = svc.live.state(job_id)

@@ -1,4 +1,5 @@
-"""SQLAlchemy models: the durable record of jobs, their events, and the outbox."""
+"""SQLAlchemy models: the durable record of jobs, their events, the outbox, stored inventories,
+API tokens and the audit trail."""
 
 from __future__ import annotations
 
@@ -97,3 +98,42 @@ class StoredInventory(Base):
     submitter: Mapped[str] = mapped_column(String(128))
 
     __table_args__ = (UniqueConstraint("name", "version", name="uq_inventories_version"),)
+
+
+class ApiToken(Base):
+    """A bearer token made by ``orchestrator tokens create``; only the secret's SHA-256 is kept.
+
+    Rows are revoked, never deleted: once one exists the API requires tokens, and removing the
+    last row must not quietly open it again.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # Hex SHA-256 of the secret: the secret has 256 bits of entropy, so a fast hash suffices.
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """One write or refused request: who, what, when, from where, and how it ended."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    method: Mapped[str] = mapped_column(String(8))
+    route: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(1024))
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    kind: Mapped[str | None] = mapped_column(String(64))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    # Why a request was refused (a missing scope, an expired token); never the token itself.
+    reason: Mapped[str | None] = mapped_column(String(255))

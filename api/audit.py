@@ -1,0 +1,89 @@
+"""``GET /v1/audit``, and the hook that writes the audit trail: one row for every write
+(POST, PUT, PATCH, DELETE) and every refusal (401, 403, 429), whatever answered it.
+
+Registering this blueprint installs the hook on the whole app. A view that knows the job it
+touched says so with :func:`note_job`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, Response, g, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.auth import actor_name, requires
+from api.requests import int_arg
+from api.services import services
+from orchestrator.access import audit
+from orchestrator.access.scopes import ADMIN
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("audit", __name__, url_prefix="/v1")
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@bp.get("/audit")
+@requires(ADMIN)
+def index() -> Response:
+    """Audit entries, newest first; filters ``actor``, ``since``, ``outcome``; ``cursor``."""
+    since = request.args.get("since")
+    with services().sessions() as session:
+        rows, cursor = audit.list_entries(
+            session,
+            actor=request.args.get("actor") or None,
+            since=audit.parse_since(since) if since else None,
+            outcome=request.args.get("outcome") or None,
+            cursor=request.args.get("cursor") or None,
+            limit=int_arg("limit", 50, minimum=1, maximum=500),
+        )
+        items = [audit.entry_document(row) for row in rows]
+    return jsonify({"items": items, "next_cursor": cursor})
+
+
+def note_job(job_id: str | None, kind: str | None) -> None:
+    """Name the job (and kind) the request submitted or touched, for its audit entry."""
+    g.audit_job = (job_id, kind)
+
+
+@bp.after_app_request
+def _record(response: Response) -> Response:
+    status = response.status_code
+    if request.method in WRITES or status in audit.REFUSED:
+        try:
+            entry = _entry(response)
+            with services().sessions() as session:
+                audit.record(session, entry)
+        except SQLAlchemyError as exc:
+            # The request already happened: failing its answer now would hide that it did.
+            log.error("audit entry for %s %s not written: %s", request.method, request.path, exc)
+    return response
+
+
+def _entry(response: Response) -> audit.AuditRecord:
+    job_id, kind = g.get("audit_job") or ((request.view_args or {}).get("job_id"), None)
+    refused = response.status_code in audit.REFUSED
+    return audit.AuditRecord(
+        actor=actor_name(),
+        method=request.method,
+        route=request.url_rule.rule if request.url_rule else "",
+        path=request.path,
+        status=response.status_code,
+        remote_addr=request.remote_addr,
+        job_id=job_id,
+        kind=kind,
+        reason=_problem_detail(response) if refused else None,
+    )
+
+
+def _problem_detail(response: Response) -> str | None:
+    if response.mimetype != "application/problem+json" or response.direct_passthrough:
+        return None
+    try:
+        detail = json.loads(response.get_data()).get("detail")
+    except (ValueError, AttributeError):
+        return None
+    return str(detail) if detail else None

@@ -1,0 +1,112 @@
+"""Checking a presented bearer token, cheaply enough to do on every request."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.access.errors import Unauthenticated
+from orchestrator.access.scopes import checked_scopes
+from orchestrator.access.tokens import (
+    Principal,
+    any_token_exists,
+    as_utc,
+    bootstrap_name,
+    digests_match,
+    secret_digest,
+    utcnow,
+)
+from orchestrator.errors import InvalidInput
+from orchestrator.models import ApiToken
+
+log = logging.getLogger(__name__)
+
+# How long "no token exists yet" is believed: a first token made by the CLI takes effect within
+# this. "Some token exists" is believed for good, as token rows are revoked, never deleted.
+NO_TOKENS_TTL = 2.0
+# last_used_at is a hint for the operator, not a log: one write per token per minute at most.
+LAST_USED_INTERVAL = 60.0
+
+_ROW = select(
+    ApiToken.id,
+    ApiToken.name,
+    ApiToken.secret_sha256,
+    ApiToken.scopes,
+    ApiToken.expires_at,
+    ApiToken.revoked_at,
+)
+
+
+class TokenVerifier:
+    """Tokens from the settings (bootstrap) and from SQL, turned into principals."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        bootstrap: Mapping[str, Iterable[str]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessions = sessions
+        self._bootstrap = _bootstrap_principals(bootstrap)
+        self._clock = clock
+        self._sql_tokens_seen = False
+        self._no_tokens_until = -1.0
+        self._last_touched: dict[int, float] = {}
+
+    def tokens_configured(self) -> bool:
+        """Whether requests need a token: some bootstrap token, or any token ever made."""
+        if self._bootstrap or self._sql_tokens_seen:
+            return True
+        now = self._clock()
+        if now < self._no_tokens_until:
+            return False
+        with self._sessions() as session:
+            self._sql_tokens_seen = any_token_exists(session)
+        self._no_tokens_until = now + NO_TOKENS_TTL
+        return self._sql_tokens_seen
+
+    def forget_token_count(self) -> None:
+        self._no_tokens_until = -1.0
+
+    def verify(self, secret: str) -> Principal:
+        """The principal of a presented secret; Unauthenticated when it is not a live token."""
+        digest = secret_digest(secret)
+        principal = self._bootstrap.get(digest)
+        if principal is not None:
+            return principal
+        with self._sessions() as session:
+            row = session.execute(_ROW.where(ApiToken.secret_sha256 == digest)).one_or_none()
+            if row is None or not digests_match(row.secret_sha256, digest):
+                raise Unauthenticated("the bearer token is not known")
+            if row.revoked_at is not None:
+                raise Unauthenticated(f"the bearer token {row.name!r} was revoked")
+            if row.expires_at is not None and as_utc(row.expires_at) <= utcnow():
+                raise Unauthenticated(f"the bearer token {row.name!r} has expired")
+            self._touch(session, row.id)
+        return Principal(row.name, frozenset(row.scopes), row.id)
+
+    def _touch(self, session: Session, token_id: int) -> None:
+        now = self._clock()
+        if now - self._last_touched.get(token_id, -LAST_USED_INTERVAL) < LAST_USED_INTERVAL:
+            return
+        self._last_touched[token_id] = now
+        session.execute(
+            update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())
+        )
+        session.commit()
+
+
+def _bootstrap_principals(tokens: Mapping[str, Iterable[str]]) -> dict[str, Principal]:
+    principals = {}
+    for secret, scopes in tokens.items():
+        name = bootstrap_name(secret)
+        try:
+            checked = checked_scopes(scopes, "api_tokens")
+        except InvalidInput as exc:
+            raise ValueError(f"ORCH_API_TOKENS: token {name}: {exc.detail}") from None
+        principals[secret_digest(secret)] = Principal(name, frozenset(checked))
+    return principals
