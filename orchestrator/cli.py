@@ -30,9 +30,13 @@ def _settings(**overrides: Any) -> Settings:
 @click.option("--port", type=int, help="Listen port (ORCH_API_PORT).")
 def api(host: str | None, port: int | None) -> None:
     """Serve the HTTP API."""
+    from orchestrator.access.errors import RefusedToServe
     from orchestrator.serve import serve_api
 
-    serve_api(_settings(api_host=host, api_port=port))
+    try:
+        serve_api(_settings(api_host=host, api_port=port))
+    except RefusedToServe as exc:
+        raise click.ClickException(exc.detail) from None
 
 
 @main.command()
@@ -172,9 +176,12 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _attach_subcommands() -> None:
+    from orchestrator.access.cli import audit_command, tokens_group
     from orchestrator.domains.cli import virt_install_command
     from orchestrator.inventory.cli import inventory_command
 
+    main.add_command(tokens_group, "tokens")
+    main.add_command(audit_command, "audit")
     main.add_command(inventory_command, "inventory")
     main.add_command(virt_install_command, "virt-install")
 

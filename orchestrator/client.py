@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -19,9 +20,19 @@ class ApiError(RuntimeError):
 
 
 class ApiClient:
-    def __init__(self, base_url: str, session: requests.Session | None = None) -> None:
+    """``token`` defaults to ``ORCH_API_TOKEN`` from the environment, sent as a bearer token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        session: requests.Session | None = None,
+        token: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = session or requests.Session()
+        token = token if token is not None else os.environ.get("ORCH_API_TOKEN")
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
 
     def submit(self, body: dict[str, Any], wait: float = 0, **headers: str) -> dict[str, Any]:
         """The new job; with ``wait`` (at most 300 s), once it finished or the wait ran out."""

@@ -11,10 +11,16 @@ from orchestrator.settings import Settings
 
 
 def serve_api(settings: Settings) -> None:
-    """The API under gunicorn with threaded workers (long-polling waits hold a thread)."""
+    """The API under gunicorn with threaded workers (long-polling waits hold a thread).
+
+    Raises RefusedToServe before binding when the settings would expose it (see
+    ``orchestrator.access.exposure``)."""
     from gunicorn.app.base import BaseApplication
 
     from api import create_app
+    from orchestrator.access.exposure import check_api_settings
+
+    check_api_settings(settings)
 
     class _Gunicorn(BaseApplication):
         def load_config(self) -> None:

@@ -27,8 +27,9 @@ class Forbidden(AccessError):
     title = "Forbidden"
 
 
-class InsecureListen(AccessError):
-    """Raised when the API would listen beyond loopback with no token configured."""
+class RefusedToServe(AccessError):
+    """Raised when the API must not start with these settings: beyond loopback with no token
+    configured, or a bootstrap token with an unknown scope."""
 
     status = 500
-    title = "Refusing to listen"
+    title = "Refusing to serve"

@@ -51,7 +51,7 @@ class TokenVerifier:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
-        self._bootstrap = _bootstrap_principals(bootstrap)
+        self._bootstrap = bootstrap_principals(bootstrap)
         self._clock = clock
         self._sql_tokens_seen = False
         self._no_tokens_until = -1.0
@@ -100,7 +100,8 @@ class TokenVerifier:
         session.commit()
 
 
-def _bootstrap_principals(tokens: Mapping[str, Iterable[str]]) -> dict[str, Principal]:
+def bootstrap_principals(tokens: Mapping[str, Iterable[str]]) -> dict[str, Principal]:
+    """ORCH_API_TOKENS by digest; ValueError naming the token when a scope is unknown."""
     principals = {}
     for secret, scopes in tokens.items():
         name = bootstrap_name(secret)
