@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, insert, select
@@ -80,7 +80,7 @@ def parse_since(text: str) -> datetime:
         except InvalidInput:
             pass
     try:
-        return as_utc(datetime.fromisoformat(text))
+        return as_utc(datetime.fromisoformat(text)).astimezone(UTC)
     except ValueError:
         message = "must be an ISO 8601 time or a duration such as 15m, 24h or 7d"
         raise InvalidInput.of("since", f"since {text!r} {message}") from None
