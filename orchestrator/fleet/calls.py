@@ -72,7 +72,9 @@ class ScriptCall(_Call):
     """Upload a local script to a temporary remote file, run it with ``args``, then remove it."""
 
     module: Literal["script"] = "script"
-    path: str = Field(min_length=1, description="Local path of the script on the worker.")
+    path: str = Field(
+        min_length=1, description="The script on the worker, relative to fleet-files/files/."
+    )
     args: list[str] = Field(default_factory=list, max_length=4096)
 
 
@@ -82,7 +84,10 @@ class CopyCall(_Call):
     directory itself (as Ansible does)."""
 
     module: Literal["copy"] = "copy"
-    src: str = Field(min_length=1, description="Local path of the file or directory on the worker.")
+    src: str = Field(
+        min_length=1,
+        description="The file or directory on the worker, relative to fleet-files/files/.",
+    )
     dest: str = Field(description="Absolute remote path of the file (or directory).")
     mode: str | None = Field(None, pattern=r"^0?[0-7]{3,4}$", description="Octal, e.g. 0644.")
     owner: str | None = Field(None, pattern=_USER_NAME)
@@ -98,11 +103,17 @@ class CopyCall(_Call):
 
 class FetchCall(_Call):
     """Bring ``src`` back to ``dest/<host name>/<src>`` on the worker, refusing files over
-    ``max_bytes``."""
+    ``max_bytes``. In a job, ``dest`` lies in the job's own fetch area,
+    ``fleet-files/fetched/<job id>/``."""
 
     module: Literal["fetch"] = "fetch"
     src: str = Field(description="Absolute remote path of the file.")
-    dest: str = Field(min_length=1, description="Local directory on the worker.")
+    dest: str = Field(
+        ".",
+        min_length=1,
+        description="Local directory on the worker; in a job, relative to the job's "
+        "fleet-files/fetched/<job id>/.",
+    )
     max_bytes: int = Field(64 * 1024 * 1024, ge=1, le=8 * 1024**3)
 
     @field_validator("src")

@@ -1,13 +1,15 @@
 """Rules for inventories that pass through the API (stored versions and inline job
-parameters): they must parse, and they must not hold passwords, because the API keeps them in
-SQL and hands them to workers through Redis. Passwords belong in files on the worker: an
-``inventory_path`` file, or ``host_vars/``/``group_vars/`` under a job's ``vars_dir``."""
+parameters): they must parse, they must not hold passwords, because the API keeps them in SQL
+and hands them to workers through Redis, and they may name key files only inside the worker's
+``fleet-files/keys/``. Passwords belong in files on the worker: an ``inventory_path`` file, or
+the operator's inventory directory named as a job's ``vars_dir``."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from orchestrator.errors import InvalidInput
+from orchestrator.fleet.files import check_relative_path
 from orchestrator.inventory import Inventory, parse_inventory
 
 InventoryFormat = Literal["ini", "yaml"]
@@ -28,10 +30,16 @@ SECRET_VARS = frozenset(
     }
 )
 
+# Every variable ansible-core reads a private key file from.
+KEY_FILE_VARS = frozenset({"ansible_private_key_file", "ansible_ssh_private_key_file"})
+# What the worker keeps for the operator's own hosts (see orchestrator.fleet.secret_binding).
+WORKER_SECRET_VARS = SECRET_VARS | KEY_FILE_VARS
+
 
 def parse_api_inventory(text: str, format: InventoryFormat | None, source: str) -> Inventory:
-    """Parse inventory text received through the API; InvalidInput when it does not parse or
-    when a host or group sets a password variable."""
+    """Parse inventory text received through the API; InvalidInput when it does not parse,
+    when a host or group sets a password variable, or names a key file outside the keys
+    area."""
     if len(text) > MAX_INVENTORY_CHARS:
         raise InvalidInput(
             f"{source}: inventory is longer than {MAX_INVENTORY_CHARS} characters",
@@ -39,6 +47,7 @@ def parse_api_inventory(text: str, format: InventoryFormat | None, source: str) 
         )
     inventory = parse_inventory(text, format, source=source)
     refuse_secrets(inventory)
+    refuse_key_paths(inventory)
     return inventory
 
 
@@ -60,3 +69,34 @@ def refuse_secrets(inventory: Inventory) -> None:
         f"{inventory.source}: {rule}: {', '.join(found)}",
         errors=[{"field": "inventory", "message": f"{where} sets a password"} for where in found],
     )
+
+
+def refuse_key_paths(inventory: Inventory) -> None:
+    """InvalidInput naming each host or group whose key file is not a plain relative path:
+    through the API a key is named inside the worker's ``fleet-files/keys/``, never by an
+    absolute, ``~`` or ``..`` path that could reach any file on the worker."""
+    found = [
+        f"{kind} {name}: {var}={entry.vars[var]}"
+        for kind, entries in (("group", inventory.groups), ("host", inventory.hosts))
+        for name, entry in entries.items()
+        for var in sorted(KEY_FILE_VARS & set(entry.vars))
+        if _key_path_problem(entry.vars[var])
+    ]
+    if not found:
+        return
+    rule = (
+        "a key file named through the API must be a path relative to the worker's "
+        "fleet-files/keys/ directory (no '/' or '~' at the start, no '..')"
+    )
+    raise InvalidInput(
+        f"{inventory.source}: {rule}: {', '.join(found)}",
+        errors=[{"field": "inventory", "message": f"{where}: {rule}"} for where in found],
+    )
+
+
+def _key_path_problem(value: object) -> str | None:
+    try:
+        check_relative_path(str(value))
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -31,13 +31,18 @@ class FleetOptions(BaseModel):
         1, ge=0, le=10, description="Extra attempts after a refused or timed out connection."
     )
     retry_delay: float = Field(0.5, ge=0, le=60, description="Seconds between connect attempts.")
+    # A run that would send a password to any host must be strict (see secret_binding).
     host_key_policy: HostKeyPolicy = "strict"
     # Paths stay as written: "~" means the worker's home, so it is expanded on the worker.
     known_hosts_files: tuple[str, ...] = Field(
-        ("~/.ssh/known_hosts",), description="Read-only known_hosts files (missing ones skipped)."
+        ("~/.ssh/known_hosts",),
+        description="Read-only known_hosts files (missing ones skipped); a relative path is "
+        "relative to the worker's fleet-files/.",
     )
     known_hosts_store: str | None = Field(
-        None, description="The product's own known_hosts file; accept-new records new keys here."
+        None,
+        description="The product's own known_hosts file, relative to the worker's "
+        "fleet-files/known_hosts/; accept-new records new keys here.",
     )
     max_fail_percentage: float | None = Field(
         None, ge=0, le=100, description="Stop later batches once more than this % of a batch fails."

@@ -4,18 +4,20 @@
 lost worker); ``fleet.ping`` only connects and authenticates, so it is safe to re-run.
 The inventory is a file on the worker (``inventory_path``), inline text (``inventory``), or a
 version stored through the API (``inventory_name``), which the API turns into inline text
-before the job is stored. Worker-side paths follow :mod:`orchestrator.fleet.files`.
+before the job is stored. Worker-side paths follow :mod:`orchestrator.fleet.files`; secrets kept
+on the worker follow :mod:`orchestrator.fleet.secret_binding`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.errors import InvalidInput
 from orchestrator.fleet.calls import AnyCall, CopyCall, FetchCall, ModuleCall, ScriptCall
-from orchestrator.fleet.files import check_relative_path
+from orchestrator.fleet.files import KNOWN_HOSTS_AREA, check_config_path, check_relative_path
 from orchestrator.fleet.inventory_rules import (
     MAX_INVENTORY_CHARS,
     InventoryFormat,
@@ -24,10 +26,14 @@ from orchestrator.fleet.inventory_rules import (
 from orchestrator.fleet.options import FleetOptions
 from orchestrator.kinds.registry import JobParams, job_kind
 
-WorkerPath = Annotated[
+ConfigPath = Annotated[
     str,
-    AfterValidator(check_relative_path),
-    Field(max_length=4096, description="Path relative to the worker's var_dir/fleet-files/."),
+    AfterValidator(check_config_path),
+    Field(
+        max_length=4096,
+        description="Path relative to the worker's var_dir/fleet-files/, outside its files/, "
+        "keys/, fetched/ and known_hosts/ areas.",
+    ),
 ]
 HostPattern = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[^\x00\n\r]*$")]
 INVENTORY_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -38,8 +44,10 @@ class FleetTargetParams(JobParams):
 
     pattern: HostPattern = Field("all", description="Ansible host pattern, e.g. 'web:&prod'.")
     limit: HostPattern | None = Field(None, description="Further restriction, as --limit.")
-    inventory_path: WorkerPath | None = Field(
-        None, description="Inventory file or directory on the worker (may hold passwords)."
+    inventory_path: ConfigPath | None = Field(
+        None,
+        description="The operator's inventory file or directory on the worker (may hold "
+        "passwords).",
     )
     inventory_format: InventoryFormat | None = Field(
         None, description="Format of `inventory`; detected when omitted."
@@ -59,10 +67,11 @@ class FleetTargetParams(JobParams):
     inventory_version: int | None = Field(
         None, ge=1, description="Version of `inventory_name`; the latest when omitted."
     )
-    vars_dir: WorkerPath | None = Field(
+    vars_dir: ConfigPath | None = Field(
         None,
-        description="Directory on the worker whose group_vars/ and host_vars/ complete an "
-        "inline inventory (the place for passwords).",
+        description="The operator's inventory directory on the worker: its group_vars/ and "
+        "host_vars/ complete the inventory, and its secrets reach only the hosts its own "
+        "inventory files declare, at the address, port and user declared there.",
     )
     builtin_groups: bool = Field(
         False,
@@ -100,12 +109,12 @@ class FleetTargetParams(JobParams):
 
     @field_validator("options")
     @classmethod
-    def _store_confined(cls, options: FleetOptions) -> FleetOptions:
+    def _known_hosts_confined(cls, options: FleetOptions) -> FleetOptions:
         if options.known_hosts_store is not None:
-            try:
-                check_relative_path(options.known_hosts_store)
-            except ValueError as exc:
-                raise ValueError(f"known_hosts_store {exc}") from None
+            _confined(check_relative_path, options.known_hosts_store, "known_hosts_store")
+        for path in options.known_hosts_files:
+            if not path.startswith(("/", "~")):  # absolute ones are only read, as they are
+                _confined(_known_hosts_file, path, "known_hosts_files")
         return options
 
 
@@ -121,10 +130,7 @@ class FleetRunParams(FleetTargetParams):
     @classmethod
     def _local_paths_confined(cls, call: AnyCall) -> AnyCall:
         for field, value in local_paths(call).items():
-            try:
-                check_relative_path(value)
-            except ValueError as exc:
-                raise ValueError(f"{field} {exc}") from None
+            _confined(check_relative_path, value, field)
         return call
 
 
@@ -146,3 +152,14 @@ def local_paths(call: AnyCall) -> dict[str, str]:
     if isinstance(call, FetchCall):
         return {"dest": call.dest}
     return {}
+
+
+def _known_hosts_file(path: str) -> str:
+    return check_config_path(path, allow=KNOWN_HOSTS_AREA)
+
+
+def _confined(check: Callable[[str], str], value: str, field: str) -> None:
+    try:
+        check(value)
+    except ValueError as exc:
+        raise ValueError(f"{field} {exc}") from None

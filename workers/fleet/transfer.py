@@ -1,6 +1,7 @@
 """The modules that move files: ``copy`` (SFTP up, skipped when the checksum, mode and owner
 already match, renamed into place atomically; a directory file by file) and ``fetch`` (a
-capped copy back to the worker, under a directory per host as Ansible does)."""
+capped copy back to the worker, under a directory per host as Ansible does; a host whose
+name cannot be a directory of its own, such as ``group_vars``, is refused)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import paramiko
 
 from orchestrator.fleet.calls import CopyCall, FetchCall
+from orchestrator.fleet.files import check_path_component
 from workers.fleet.connections import Connection
 from workers.fleet.errors import ModuleFailed
 from workers.fleet.modules import ModuleContext, ModuleOutcome, execute, open_sftp
@@ -99,7 +101,11 @@ def _copy_file(conn: Connection, call: CopyCall, ctx: ModuleContext) -> ModuleOu
 
 
 def fetch(conn: Connection, call: FetchCall, ctx: ModuleContext) -> ModuleOutcome:
-    local_path = os.path.join(call.dest, ctx.target.name, call.src.lstrip("/"))
+    try:
+        host_dir = check_path_component(ctx.target.name)
+    except ValueError as exc:
+        raise ModuleFailed(f"fetch cannot make a directory for this host: {exc}") from None
+    local_path = os.path.join(call.dest, host_dir, call.src.lstrip("/"))
     size, checksum = _size_and_checksum(conn, call.src, ctx)
     data = {"src": call.src, "dest": local_path, "checksum": checksum, "size": size}
     if size > call.max_bytes:

@@ -7,18 +7,22 @@ document's ``result`` then holds the same per-host results and recap a success r
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import JobFailed
-from orchestrator.fleet.calls import AnyCall
-from orchestrator.fleet.files import fleet_files_dir
+from orchestrator.fleet.calls import AnyCall, FetchCall
+from orchestrator.fleet.files import FETCHED_AREA, FLEET_FILES, fleet_files_dir
 from orchestrator.fleet.results import FleetResult, HostResult, HostStatus
+from orchestrator.fleet.secret_binding import BoundHosts, require_known_host_keys
+from orchestrator.fleet.target import HostTarget
 from orchestrator.inventory import Inventory, select_hosts
 from orchestrator.kinds.fleet import FleetTargetParams
 from workers.context import JobContext
 from workers.fleet.executor import run_fleet
 from workers.fleet_jobs.output import OutputEvents
 from workers.fleet_jobs.targets import (
+    check_fetch_host_names,
     host_target,
     job_inventory,
     localized_call,
@@ -32,11 +36,16 @@ def run_fleet_job(ctx: JobContext, params: FleetTargetParams, call: AnyCall) -> 
     """Run ``call`` on the hosts ``params`` select; the summary, or JobFailed carrying it."""
     files = fleet_files_dir(ctx.settings)
     hypervisors = ctx.live.hypervisors() if params.builtin_groups else None
-    inventory = job_inventory(params, files, hypervisors)
-    hosts = _selected_hosts(ctx, inventory, params)
-    targets = [host_target(inventory.connection(h), files) for h in hosts]
+    found = job_inventory(params, files, hypervisors)
+    inventory = found.inventory
+    bound = found.bind(_selected_hosts(ctx, inventory, params))
+    require_known_host_keys(
+        bound.connections, params.options.host_key_policy, "params.options.host_key_policy"
+    )
+    _report_withheld(ctx, bound, found.operator)
+    targets = [host_target(conn, files) for conn in bound.connections.values()]
     options = localized_options(params.options, files)
-    call = localized_call(call, files)
+    call = _localized_call(ctx, call, files, targets)
     if options.host_key_policy == "off":
         ctx.event(
             "host key checking is off: the hosts' identities are not verified",
@@ -78,6 +87,28 @@ def _selected_hosts(ctx: JobContext, inventory: Inventory, params: FleetTargetPa
             warnings=list(selection.warnings),
         )
     return list(selection.hosts)
+
+
+def _report_withheld(ctx: JobContext, bound: BoundHosts, operator: Inventory | None) -> None:
+    where = operator.source if operator is not None else "none named"
+    for host, names in bound.withheld.items():
+        ctx.event(
+            f"secrets from the worker's files not used ({', '.join(names)}): they go only to "
+            f"the operator's own entry for this host ({where})",
+            level="warning",
+            host=host,
+            data={"withheld": list(names)},
+        )
+
+
+def _localized_call(
+    ctx: JobContext, call: AnyCall, files: Path, targets: list[HostTarget]
+) -> AnyCall:
+    if isinstance(call, FetchCall):
+        check_fetch_host_names(targets)
+        area = f"{FLEET_FILES}/{FETCHED_AREA}/{ctx.job_id}/"
+        ctx.event(f"fetch writes into {area}", data={"fetch_area": area})
+    return localized_call(call, files, ctx.job_id)
 
 
 def _report_host(ctx: JobContext, result: HostResult) -> None:
