@@ -75,7 +75,7 @@ def bind_worker_secrets(
         connections[name] = conn
         lost = _secrets_of(job.connection(name)) - _secrets_of(conn)
         if lost:
-            withheld[name] = tuple(_SECRET_FIELDS[f] for f in sorted(lost))
+            withheld[name] = tuple(sorted(_SECRET_FIELDS[f] for f in lost))
     if moved:
         raise _moved_error(moved, operator)
     return BoundHosts(connections, withheld)
@@ -144,7 +144,7 @@ def _moved(name: str, job: HostConnection, own: HostConnection, login_user: str)
         jump = f" via {conn.proxy_jump}" if conn.proxy_jump else ""
         return f"{user}@{address}:{port}{jump}"
 
-    secrets = ", ".join(_SECRET_FIELDS[f] for f in sorted(_secrets_of(own)))
+    secrets = ", ".join(sorted(_SECRET_FIELDS[f] for f in _secrets_of(own)))
     return f"host {name}: the job sends it to {where(job)}, its entry has {where(own)} ({secrets})"
 
 
