@@ -4,17 +4,21 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import requests
 from rich.console import Console
 
 from orchestrator.client import ApiClient, ApiError
+from orchestrator.fleet.files import KEYS_AREA, fleet_files_dir
 from orchestrator.local.demo_steps import Step
 from orchestrator.local.sshd_hosts import SshdFleet, missing_parts, start_fleet
 from orchestrator.settings import Settings
 
 INVENTORY = "demo-fleet"
+KEY = "demo-fleet.key"  # in the worker's fleet-files/keys/, where API inventories name keys
 HOSTS = 3
 FIRST_OCTET = 240  # 127.0.0.242 onwards: clear of the addresses the fleet tests use
 
@@ -27,6 +31,7 @@ def uname_on_local_hosts(client: ApiClient, settings: Settings) -> dict[str, Any
     if reason:
         return {"id": "-", "state": "skipped", "result": None, "error": {"detail": reason}}
     fleet = start_fleet(HOSTS, FIRST_OCTET)
+    key = _install_key(fleet, settings)
     try:
         console.print(f"started {HOSTS} sshd hosts: {', '.join(h.address for h in fleet.hosts)}")
         stored = _put_inventory(client, _inventory_text(fleet))
@@ -37,13 +42,23 @@ def uname_on_local_hosts(client: ApiClient, settings: Settings) -> dict[str, Any
         return job
     finally:
         fleet.stop()
+        key.unlink(missing_ok=True)
         console.print("sshd hosts stopped")
+
+
+def _install_key(fleet: SshdFleet, settings: Settings) -> Path:
+    """The fleet's client key copied where the (local) worker looks for keys."""
+    key = fleet_files_dir(settings) / KEYS_AREA / KEY
+    key.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(fleet.client_key, key)
+    key.chmod(0o600)
+    return key
 
 
 def _inventory_text(fleet: SshdFleet) -> str:
     lines = ["[demo]"]
     lines += [f"{h.name} ansible_host={h.address} ansible_port={h.port}" for h in fleet.hosts]
-    lines += ["[demo:vars]", "ansible_user=root", f"ansible_private_key_file={fleet.client_key}"]
+    lines += ["[demo:vars]", "ansible_user=root", f"ansible_private_key_file={KEY}"]
     return "\n".join(lines) + "\n"
 
 

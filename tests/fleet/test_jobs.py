@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import socket
 import time
 import uuid
@@ -34,7 +35,10 @@ def stack(
     with running_stack(
         tmp_path_factory.mktemp("fleet-jobs"), redis_server, {HV: "test:///default"}
     ) as s:
-        fleet_files_dir(s.settings).mkdir(parents=True, exist_ok=True)
+        keys = fleet_files_dir(s.settings) / "keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        shutil.copy(fleet.client_key, keys / "fleet.key")  # API inventories name keys here
+        (keys / "fleet.key").chmod(0o600)
         yield s
 
 
@@ -46,7 +50,7 @@ def files(stack: RunningStack) -> Path:
 
 def inventory_text(fleet: SshdFleet, hosts: list[SshdHost] | None = None, **extra: str) -> str:
     """An INI inventory of ``hosts`` (all by default) in group ``web``, logging in with the
-    fleet's key file (a path on the worker)."""
+    fleet's key file (in the worker's fleet-files/keys/)."""
     lines = ["[web]"]
     for host in fleet.hosts if hosts is None else hosts:
         settings = {"ansible_host": host.address, "ansible_port": str(host.port), **extra}
@@ -54,7 +58,7 @@ def inventory_text(fleet: SshdFleet, hosts: list[SshdHost] | None = None, **extr
     lines += [
         "[web:vars]",
         "ansible_user=root",
-        f"ansible_private_key_file={fleet.client_key}",
+        "ansible_private_key_file=fleet.key",
     ]
     return "\n".join(lines) + "\n"
 
@@ -232,7 +236,8 @@ def test_an_unreachable_host_is_reported_apart_and_relaunch_reruns_only_it(
 def test_copy_twice_reports_changed_once(
     stack: RunningStack, fleet: SshdFleet, files: Path, tmp_path: Path
 ) -> None:
-    (files / "motd.txt").write_text("welcome\n")
+    (files / "files").mkdir(exist_ok=True)  # what copy sends lives in fleet-files/files/
+    (files / "files" / "motd.txt").write_text("welcome\n")
     dest = tmp_path / "motd"  # every "host" is this machine: one host, one destination
     params: dict[str, Any] = {
         "inventory": inventory_text(fleet, fleet.hosts[:1]),
@@ -252,8 +257,8 @@ def test_copy_twice_reports_changed_once(
 def test_a_directory_in_fleet_files_is_copied_with_its_trailing_slash_meaning_kept(
     stack: RunningStack, fleet: SshdFleet, files: Path, tmp_path: Path
 ) -> None:
-    (files / "site" / "css").mkdir(parents=True, exist_ok=True)
-    (files / "site" / "css" / "main.css").write_text("body {}\n")
+    (files / "files" / "site" / "css").mkdir(parents=True, exist_ok=True)
+    (files / "files" / "site" / "css" / "main.css").write_text("body {}\n")
     dest = tmp_path / "www"
     job = run(
         stack,
@@ -351,9 +356,11 @@ def test_passwords_never_reach_events_results_sql_redis_or_logs(
         stack.submit("fleet.run", HV, inventory=with_password, call={"module": "ping"})
     assert inline.value.problem["status"] == 422 and login_secret not in str(inline.value.problem)
 
-    # On the worker they are used: host_vars under vars_dir, and an inventory file.
+    # On the worker they are used: host_vars under vars_dir (whose own inventory declares the
+    # host where the API inventory puts it), and an inventory file.
     vars_dir = files / "secret-vars" / "host_vars"
     vars_dir.mkdir(parents=True, exist_ok=True)
+    (files / "secret-vars" / "hosts.ini").write_text(inventory_text(fleet, fleet.hosts[:1]))
     (vars_dir / f"{fleet.hosts[0].name}.yml").write_text(
         f"ansible_password: {login_secret}\nansible_become: true\n"
         f"ansible_become_password: {become_secret}\n"
