@@ -88,7 +88,7 @@ def list_command(as_json: bool) -> None:
 @tokens_group.command("revoke")
 @click.argument("name")
 def revoke(name: str) -> None:
-    """Revoke token NAME: the API refuses it from now on (within a request or two)."""
+    """Revoke token NAME: every API process refuses it within a few seconds."""
     with _session() as session:
         revoke_token(session, name)
     click.echo(f"token {name!r} revoked")

@@ -20,7 +20,12 @@ from orchestrator.access.tokens import (
     revoke_token,
     token_document,
 )
-from orchestrator.access.verifier import LAST_USED_INTERVAL, NO_TOKENS_TTL, TokenVerifier
+from orchestrator.access.verifier import (
+    LAST_USED_INTERVAL,
+    NO_TOKENS_TTL,
+    RECHECK_INTERVAL,
+    TokenVerifier,
+)
 from orchestrator.db import make_engine, make_sessionmaker
 from orchestrator.errors import InvalidInput
 from orchestrator.models import ApiToken
@@ -87,6 +92,22 @@ def test_last_use_is_written_at_most_once_a_minute(sessions: sessionmaker[Sessio
     clock.now += 1
     verifier.verify(secret)
     assert last_used() != first
+
+
+def test_a_revoked_token_is_refused_once_sql_is_asked_again(
+    sessions: sessionmaker[Session],
+) -> None:
+    clock = Clock()
+    verifier = TokenVerifier(sessions, {}, clock)
+    with sessions() as session:
+        _, secret = create_token(session, "ci", ["jobs:read"])
+    assert verifier.verify(secret).name == "ci"
+    with sessions() as session:
+        revoke_token(session, "ci")
+    assert verifier.verify(secret).name == "ci"  # no SQL read on every request
+    clock.now += RECHECK_INTERVAL
+    with pytest.raises(Unauthenticated, match="was revoked"):
+        verifier.verify(secret)
 
 
 def test_unknown_revoked_and_expired_tokens_are_refused(sessions: sessionmaker[Session]) -> None:
