@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from orchestrator.access.scopes import checked_scopes
@@ -91,7 +92,13 @@ def revoke_token(session: Session, name: str) -> ApiToken:
 
 def any_token_exists(session: Session) -> bool:
     """Whether a token was ever made; revoked ones count, so revoking all keeps tokens on."""
-    return session.scalar(select(ApiToken.id).limit(1)) is not None
+    try:
+        return session.scalar(select(ApiToken.id).limit(1)) is not None
+    except (OperationalError, ProgrammingError):
+        session.rollback()
+        if inspect(session.connection()).has_table(ApiToken.__tablename__):
+            raise
+        return False  # a schema from before tokens existed: none was ever made in it
 
 
 def token_document(row: ApiToken) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -26,7 +27,7 @@ from orchestrator.access.verifier import (
     RECHECK_INTERVAL,
     TokenVerifier,
 )
-from orchestrator.db import make_engine, make_sessionmaker
+from orchestrator.db import make_engine, make_sessionmaker, upgrade
 from orchestrator.errors import InvalidInput
 from orchestrator.models import ApiToken
 
@@ -71,6 +72,16 @@ def test_tokens_turn_on_once_one_exists_and_stay_on(sessions: sessionmaker[Sessi
         revoke_token(session, "first")
     # Revoking the last token must not open the API again.
     assert TokenVerifier(sessions, {}, clock).tokens_configured()
+
+
+def test_a_schema_from_before_tokens_has_none(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0002")
+    engine = make_engine(url)
+    try:
+        assert not TokenVerifier(make_sessionmaker(engine), {}, Clock()).tokens_configured()
+    finally:
+        engine.dispose()
 
 
 def test_last_use_is_written_at_most_once_a_minute(sessions: sessionmaker[Session]) -> None:
