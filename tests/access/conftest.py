@@ -49,15 +49,16 @@ class SecuredStack:
     def as_scope(self, scope: str, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.call(method, path, self.secret(scope), **kwargs)
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """The real ``orchestrator`` command on this stack's database."""
-        return run_cli(self.stack, *args)
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """The real ``orchestrator`` command on this stack's database and API."""
+        return run_cli(self.stack, *args, **env)
 
 
-def run_cli(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(stack: RunningStack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``env``: more ``ORCH_*`` variables, named without the prefix (``API_TOKEN="..."``)."""
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", *args],
-        env=child_env(stack.settings),
+        env=child_env(stack.settings, **env),
         capture_output=True,
         text=True,
         timeout=120,

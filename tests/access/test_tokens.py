@@ -63,6 +63,15 @@ def test_a_token_made_by_the_cli_works_until_revoked(secured: SecuredStack) -> N
     assert listed(secured)["ci-main"]["revoked_at"] is not None
 
 
+def test_the_cli_sends_orch_api_token(secured: SecuredStack) -> None:
+    secret = create_token(secured, "operator", "--scope", "jobs:submit", "--scope", "jobs:read")
+    submitted = secured.cli("submit", "ping", "--hypervisor", HV, "--wait", API_TOKEN=secret)
+    assert submitted.returncode == 0, submitted.stderr
+    assert json.loads(submitted.stdout)["submitter"] == "operator"
+    refused = secured.cli("jobs")
+    assert refused.returncode == 1 and "401 Unauthenticated" in refused.stderr
+
+
 def test_an_expired_token_is_refused(secured: SecuredStack) -> None:
     secret = create_token(secured, "short-lived", "--scope", "jobs:read", "--expires", "1s")
     assert listed(secured)["short-lived"]["expires_at"] is not None
