@@ -39,6 +39,7 @@ class Filter:
         return self.name
 
     def keep(self, rows: Sequence[Headroom], request: PlacementRequest) -> list[Headroom]:
+        """The rows that pass, in their order (a decision finds what was removed by it)."""
         return [row for row in rows if self.lack(row, request) is None]
 
     def lack(self, row: Headroom, request: PlacementRequest) -> Lack | None:
@@ -74,8 +75,10 @@ class LabelsFilter(Filter):
         return bool(request.required_labels)
 
     def keep(self, rows: Sequence[Headroom], request: PlacementRequest) -> list[Headroom]:
-        wanted = dict(request.required_labels).items()
-        return [row for row in rows if wanted <= row.labels.items()]
+        kept = list(rows)
+        for key, value in request.required_labels.items():
+            kept = [row for row in kept if row.labels.get(key) == value]
+        return kept
 
     def lack(self, row: Headroom, request: PlacementRequest) -> Lack | None:
         wrong = [
@@ -143,14 +146,17 @@ class PoolFilter(Filter):
         return request.pool is not None or bool(request.disk_bytes)
 
     def keep(self, rows: Sequence[Headroom], request: PlacementRequest) -> list[Headroom]:
-        pools = set(request.disk_bytes)
-        if request.pool is not None:
-            pools.add(request.pool)
-        kept = [row for row in rows if pools <= row.images.keys()]
-        image, pool = request.base_image, request.pool
-        if image is None or pool is None:
-            return kept
-        return [row for row in kept if image in row.images[pool]]
+        kept = list(rows)
+        image, required = request.base_image, request.pool
+        if required is not None:
+            if image is None:
+                kept = [row for row in kept if required in row.images]
+            else:
+                kept = [row for row in kept if image in row.images.get(required, ())]
+        for pool in request.disk_bytes:
+            if pool != required:
+                kept = [row for row in kept if pool in row.images]
+        return kept
 
     def lack(self, row: Headroom, request: PlacementRequest) -> Lack | None:
         wanted = [request.pool] if request.pool is not None else []
@@ -177,9 +183,9 @@ class DiskFilter(Filter):
         return bool(request.disk_bytes)
 
     def keep(self, rows: Sequence[Headroom], request: PlacementRequest) -> list[Headroom]:
-        kept = list(rows)
+        kept, absent = list(rows), math.inf
         for pool, need in request.disk_bytes.items():
-            kept = [row for row in kept if row.disk_free.get(pool, math.inf) >= need]
+            kept = [row for row in kept if row.disk_free.get(pool, absent) >= need]
         return kept
 
     def lack(self, row: Headroom, request: PlacementRequest) -> Lack | None:

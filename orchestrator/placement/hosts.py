@@ -20,18 +20,12 @@ class HostState(StrEnum):
 
 @dataclass(frozen=True)
 class Resources:
-    """An amount of vCPUs, memory and disk per storage pool: what a VM asks for, what a
-    hypervisor's domains hold, or what running jobs have claimed."""
+    """An amount of vCPUs, memory and disk per storage pool: what a hypervisor's domains
+    hold, or what running jobs have claimed there."""
 
     vcpus: int = 0
     memory_mib: int = 0
     disk_bytes: Mapping[str, int] = field(default_factory=lambda: _NO_DISK)
-
-    def __add__(self, other: Resources) -> Resources:
-        disk = dict(self.disk_bytes)
-        for pool, size in other.disk_bytes.items():
-            disk[pool] = disk.get(pool, 0) + size
-        return Resources(self.vcpus + other.vcpus, self.memory_mib + other.memory_mib, disk)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from operator import add
+from itertools import islice
+from operator import indexOf, is_not
 
 from orchestrator.placement.decision import (
     NAMES_SHOWN,
@@ -57,9 +58,11 @@ def closest_host(
     was asked, summed over the filters it fails), then first by name."""
     best: tuple[int, float, str] | None = None
     best_lacks: tuple[tuple[str, str], ...] = ()
+    named = [(rule.label(request), rule) for rule in filters]
     for row in rows:
-        lacks = [(rule.label(request), rule.lack(row, request)) for rule in filters]
-        failed = [(name, lack) for name, lack in lacks if lack is not None]
+        failed = [
+            (name, lack) for name, rule in named if (lack := rule.lack(row, request)) is not None
+        ]
         rank = (len(failed), sum(lack.shortfall for _, lack in failed), row.name)
         if best is None or rank < best:
             best = rank
@@ -90,30 +93,36 @@ def _outcome(
 
 
 def _first_removed(before: list[Headroom], after: list[Headroom]) -> list[Headroom]:
-    if not after:
-        return before[:NAMES_SHOWN]
-    kept = set(map(id, after))
-    shown = []
-    for row in before:
-        if id(row) not in kept:
-            shown.append(row)
-            if len(shown) == NAMES_SHOWN:
-                break
+    """The first rows of ``before`` missing from ``after``. A filter keeps the order, so the
+    two lists are walked in step and part where a row was removed; the walk runs in C
+    (``map`` and ``indexOf``) because this runs for every filter of every decision."""
+    shown: list[Headroom] = []
+    i = j = 0  # before[:i] and after[:j] are accounted for
+    while len(shown) < NAMES_SHOWN and i < len(before):
+        if j == len(after):
+            shown.extend(before[i : i + NAMES_SHOWN - len(shown)])
+            break
+        parted = map(is_not, islice(before, i, None), islice(after, j, None))
+        try:
+            step = indexOf(parted, True)
+        except ValueError:  # after[j:] runs to its end in step: every later row was removed
+            step = len(after) - j
+            i, j = i + step, j + step
+            continue
+        shown.append(before[i + step])
+        i, j = i + step + 1, j + step
     return shown
 
 
 def _rank(rows: list[Headroom], weighers: Sequence[Weigher], ranked: int) -> tuple[Candidate, ...]:
-    scores = weigh(rows, weighers)
-    totals = [0.0] * len(rows)
-    for column in scores:
-        totals = list(map(add, totals, column))
+    totals, scales = weigh(rows, weighers)
     # nlargest is stable: among equal weights the earlier row, the first by name, wins.
     best = heapq.nlargest(ranked, range(len(rows)), key=totals.__getitem__)
     return tuple(
         Candidate(
             rows[i].name,
             totals[i],
-            {w.name: column[i] for w, column in zip(weighers, scores, strict=True)},
+            {scale.weigher.name: scale.score(rows[i]) for scale in scales},
         )
         for i in best
     )

@@ -3,6 +3,8 @@ came closest with what it lacked."""
 
 from __future__ import annotations
 
+import random
+
 from orchestrator.placement import (
     Group,
     GroupPolicy,
@@ -117,3 +119,16 @@ def test_a_batch_refusal_says_which_vm_found_no_room() -> None:
         "VM 3 of 3: no hypervisor fits: 2 hosts; memory removed 2 (hv1, hv2); "
         "closest: hv1 (needs 512 MiB more memory under ratio 1.0)"
     )
+
+
+def test_the_names_a_filter_lists_are_the_first_it_removed_wherever_they_sit() -> None:
+    rng = random.Random(3)
+    for _ in range(300):
+        size = rng.randint(0, 40)
+        hosts = [
+            hypervisor(f"hv{i:02d}", state=HostState.DOWN if rng.random() < 0.3 else HostState.UP)
+            for i in range(size)
+        ]
+        state = place(hosts, PlacementRequest(1, 512)).filters[0]
+        down = [h.name for h in hosts if h.state is HostState.DOWN]
+        assert (state.removed, state.names) == (len(down), tuple(down[:10]))
