@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator.access.tokens import create_token
+from orchestrator.access.tokens import bootstrap_name, create_token
 from orchestrator.client import ApiClient
 from orchestrator.jobs.lifecycle import JobState
 from tests.access.conftest import HV, SecuredStack, run_cli
@@ -177,3 +177,27 @@ def test_without_tokens_nothing_is_asked_and_x_submitter_stays(make_stack: Any) 
     assert [(e["actor"], e["route"], e["status"]) for e in entries] == [
         ("anonymous", "/v1/jobs", 202)
     ]
+
+
+def test_a_rate_limited_request_is_audited_as_refused(make_stack: Any) -> None:
+    reader, admin = "reader-" + "r" * 20, "admin-" + "a" * 20
+    stack: RunningStack = make_stack(
+        {}, api_tokens={reader: ["jobs:read"], admin: ["admin"]}, rate_limit="2/minute"
+    )
+    url = stack.settings.resolved_api_url
+    headers = {"Authorization": f"Bearer {reader}"}
+    answers = [
+        requests.get(f"{url}/v1/jobs", headers=headers, timeout=30).status_code for _ in range(3)
+    ]
+    assert answers == [200, 200, 429]
+    shown = requests.get(
+        f"{url}/v1/audit",
+        params={"outcome": "refused"},
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=30,
+    )
+    entries = shown.json()["items"]
+    assert [(e["actor"], e["route"], e["status"]) for e in entries] == [
+        (bootstrap_name(reader), "/v1/jobs", 429)
+    ]
+    assert entries[0]["reason"]
