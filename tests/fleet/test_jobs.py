@@ -455,8 +455,12 @@ def test_inventories_are_versioned_and_preview_what_a_pattern_selects(
     assert unknown.value.problem["errors"][0]["field"] == "params.inventory_name"
 
 
-def test_running_commands_needs_the_fleet_run_scope(stack: RunningStack, fleet: SshdFleet) -> None:
-    tokens = {"reader": ["read"], "operator": ["read", "fleet:run"]}
+def test_running_commands_needs_the_fleet_exec_scope(stack: RunningStack, fleet: SshdFleet) -> None:
+    tokens = {
+        "reader": ["jobs:read"],
+        "submitter": ["jobs:read", "jobs:submit"],
+        "operator": ["jobs:read", "fleet:exec"],
+    }
     app = create_app(stack.settings, test_config={"API_TOKENS": tokens, "TESTING": True})
     client = app.test_client()
     body = {
@@ -468,23 +472,26 @@ def test_running_commands_needs_the_fleet_run_scope(stack: RunningStack, fleet: 
         },
     }
 
-    def submit(token: str | None) -> Any:
+    def post(token: str | None, job: dict[str, Any]) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return client.post("/v1/jobs", json=body, headers=headers)
+        return client.post("/v1/jobs", json=job, headers=headers)
 
-    assert submit(None).status_code == 401
-    assert submit("forged").status_code == 401
-    forbidden = submit("reader")
-    assert forbidden.status_code == 403
-    assert forbidden.json["detail"] == "the bearer token lacks scope 'fleet:run'"
+    assert post(None, body).status_code == 401
+    assert post("forged", body).status_code == 401
+    for token in ("reader", "submitter"):  # storage and domain jobs are not commands on hosts
+        forbidden = post(token, body)
+        assert forbidden.status_code == 403
+        assert "'fleet:exec'" in forbidden.json["detail"]
     assert (
         client.get("/v1/inventories", headers={"Authorization": "Bearer reader"}).status_code == 200
     )
-    accepted = submit("operator")
+    accepted = post("operator", body)
     assert accepted.status_code == 202
+    assert accepted.json["submitter"].startswith("env:")
     assert stack.api.wait(accepted.json["id"], timeout=60)["state"] == "succeeded"
-    other = client.post("/v1/jobs", json={"kind": "ping", "hypervisor": HV})
-    assert other.status_code == 202  # other kinds keep their own rules
+    ping = {"kind": "ping", "hypervisor": HV}
+    assert post("operator", ping).status_code == 403  # fleet:exec is for fleet kinds only
+    assert post("submitter", ping).status_code == 202
 
 
 def _dump_sql(stack: RunningStack) -> str:
