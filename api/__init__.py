@@ -6,7 +6,19 @@ from typing import Any
 
 from flask import Flask
 
-from api import audit, auth, domains, fleet, health, hypervisors, jobs, meta, problems, storage
+from api import (
+    audit,
+    auth,
+    domains,
+    fleet,
+    health,
+    hypervisors,
+    jobs,
+    limits,
+    meta,
+    problems,
+    storage,
+)
 from api.services import Services
 from orchestrator.settings import Settings
 
@@ -25,6 +37,7 @@ def create_app(
         app.config.update(test_config)
     Services.from_settings(settings).init_app(app)
     auth.init_app(app)  # the first hook: those after it know the caller
+    limits.init_app(app, settings)  # after auth: limits key on the verified caller
     problems.init_app(app)
     for module in (jobs, hypervisors, health, meta, storage, domains, fleet, audit):
         app.register_blueprint(module.bp)
