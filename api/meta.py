@@ -6,10 +6,10 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from api.auth import public, requires
+from api.auth import declared_rule, public, requires
 from orchestrator.access.scopes import JOBS_READ
 from orchestrator.kinds import KINDS
-from orchestrator.openapi import openapi_document
+from orchestrator.openapi import Route, openapi_document
 
 bp = Blueprint("meta", __name__, url_prefix="/v1")
 
@@ -35,13 +35,17 @@ def openapi() -> Response:
     return jsonify(openapi_document(_served_routes()))
 
 
-def _served_routes() -> list[tuple[str, str, str]]:
+def _served_routes() -> list[Route]:
     routes = []
     for rule in current_app.url_map.iter_rules():
         if not rule.rule.startswith("/v1/"):
             continue
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
-        doc = (current_app.view_functions[rule.endpoint].__doc__ or rule.endpoint).strip()
+        view = current_app.view_functions[rule.endpoint]
+        doc = (view.__doc__ or rule.endpoint).strip()
+        access = declared_rule(view)
+        # An undeclared route is refused to everyone (deny by default): no scope lets one in.
+        scopes = None if access is not None and access.public else (access.scopes if access else ())
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            routes.append((path, method.lower(), doc.splitlines()[0]))
+            routes.append((path, method.lower(), doc.splitlines()[0], scopes))
     return routes

@@ -10,7 +10,9 @@ from orchestrator.kinds import KINDS
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
-Route = tuple[str, str, str]  # (OpenAPI path, lower-case method, summary)
+# (OpenAPI path, lower-case method, summary, scopes any one of which lets a caller in; None
+# for a public route)
+Route = tuple[str, str, str, tuple[str, ...] | None]
 
 
 def openapi_document(routes: list[Route] = []) -> dict[str, Any]:  # noqa: B006 - read only
@@ -30,14 +32,30 @@ def openapi_document(routes: list[Route] = []) -> dict[str, Any]:  # noqa: B006 
         "openapi": "3.1.0",
         "info": {"title": "KVM orchestrator", "version": "1"},
         "paths": _with_routes(_paths(), routes),
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `orchestrator tokens create` or ORCH_API_TOKENS; "
+                    "needed on every route but the public ones once any token exists.",
+                }
+            },
+        },
     }
 
 
 def _with_routes(paths: dict[str, Any], routes: list[Route]) -> dict[str, Any]:
-    for path, method, summary in routes:
+    for path, method, summary, scopes in routes:
         operation = {"summary": summary, "responses": {"200": {"description": "OK"}}}
-        paths.setdefault(path, {}).setdefault(method, operation)
+        operation = paths.setdefault(path, {}).setdefault(method, operation)
+        if scopes is None:
+            operation["security"] = []
+        else:
+            operation["security"] = [{"bearer": []}]
+            operation["x-required-scopes"] = list(scopes)
+            operation.setdefault("responses", {}).update(_errors(401, 403))
     return paths
 
 
@@ -84,7 +102,13 @@ def _paths() -> dict[str, Any]:
                 "summary": "Submit a job",
                 "parameters": [
                     {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
-                    {"name": "X-Submitter", "in": "header", "schema": {"type": "string"}},
+                    {
+                        "name": "X-Submitter",
+                        "in": "header",
+                        "schema": {"type": "string"},
+                        "description": "Who submits, without tokens; with tokens the token's "
+                        "name is the submitter and this header is ignored.",
+                    },
                 ],
                 "requestBody": {
                     "required": True,

@@ -133,3 +133,19 @@ def _check_refusal_names_scopes(
 ) -> None:
     if problem.get("required_scopes") != list(rule.scopes):
         failures.append(f"{route}: 403 names {problem.get('required_scopes')}, not {rule.scopes}")
+
+
+def test_the_openapi_document_says_what_each_route_needs(app: Flask, secured: SecuredStack) -> None:
+    document = secured.call("GET", "/v1/openapi.json").json()  # public: no token
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    operations = {
+        (path, method): operation
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert operations[("/v1/health", "get")]["security"] == []
+    assert operations[("/v1/audit", "get")]["x-required-scopes"] == [ADMIN]
+    for (path, method), operation in operations.items():
+        if operation["security"]:
+            assert operation["security"] == [{"bearer": []}], (path, method)
+            assert {"401", "403"} <= set(operation["responses"]), (path, method)
