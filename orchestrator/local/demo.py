@@ -8,6 +8,7 @@ import requests
 from rich.console import Console
 
 from orchestrator.client import ApiClient, ApiError
+from orchestrator.local.demo_access import ACCESS_STEPS
 from orchestrator.local.demo_domains import DOMAIN_STEPS
 from orchestrator.local.demo_fleet import FLEET_STEPS
 from orchestrator.local.demo_steps import Step, job_step
@@ -20,6 +21,7 @@ console = Console()
 
 def run_demo(settings: Settings) -> int:
     """Returns the exit status: 0 when every demo job succeeded or was skipped."""
+    settings = demo_settings(settings)
     with running_stack(settings) as stack:
         _print_endpoints(stack, settings)
         client = ApiClient(settings.resolved_api_url)
@@ -28,10 +30,20 @@ def run_demo(settings: Settings) -> int:
     return 0 if all(outcomes) else 1
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """The settings with a database of the demo's own, new on each run: the demo makes tokens,
+    and a database that holds a token asks every later request for one."""
+    database = settings.var_dir.resolve() / "demo" / "orchestrator.db"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    database.unlink(missing_ok=True)
+    return settings.model_copy(update={"database_url": f"sqlite:///{database}"})
+
+
 def _print_endpoints(stack: LocalStack, settings: Settings) -> None:
     console.print(f"[bold]API[/bold]     {settings.resolved_api_url}")
     console.print(f"[bold]Flower[/bold]  {stack.flower_url}")
     console.print(f"[bold]Logs[/bold]    {stack.logs}")
+    console.print(f"[bold]Database[/bold] {settings.resolved_database_url} (the demo's own)")
 
 
 def _run_step(client: ApiClient, settings: Settings, name: str, step: Step) -> bool:
@@ -49,7 +61,8 @@ def _run_step(client: ApiClient, settings: Settings, name: str, step: Step) -> b
         return True
     ok = job["state"] == "succeeded"
     colour = "green" if ok else "red"
-    console.print(f"job {job['id']} [{colour}]{job['state']}[/{colour}]")
+    what = f"job {job['id']}" if job.get("id") else "answer"
+    console.print(f"{what} [{colour}]{job['state']}[/{colour}]")
     console.print_json(json.dumps(job["result"] if ok else job["error"]))
     return ok
 
@@ -61,4 +74,5 @@ STEPS: list[tuple[str, Step]] = [
     *DOMAIN_STEPS,
     POOL_REMOVAL_STEP,
     *FLEET_STEPS,
+    *ACCESS_STEPS,
 ]
