@@ -40,6 +40,18 @@ class InvalidInput(OrchestratorError):
         return cls(message, errors=[{"field": field, "message": message}])
 
 
+class Forbidden(OrchestratorError):
+    """Raised when a request reaches outside what the operator's settings allow."""
+
+    status = 403
+    title = "Forbidden"
+
+    @classmethod
+    def of(cls, field: str, message: str, **extra: Any) -> Forbidden:
+        """The refusal of one field; the detail starts with the field's name."""
+        return cls(f"{field} {message}", errors=[{"field": field, "message": message}], **extra)
+
+
 class NotFound(OrchestratorError):
     """Raised when the named object does not exist."""
 

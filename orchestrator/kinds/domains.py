@@ -6,6 +6,10 @@ no literal ``password``, only a ``password_file`` the worker reads (``JobGraphic
 itself still accepts a password for rendering XML locally (``orchestrator virt-install
 --print-xml``), where nothing is stored.
 
+Every host path a ``domain.define`` names (disk and ISO paths, kernel, initrd, serial log,
+display password file) is refused with 403 when it lies in a system directory; the worker then
+resolves each one and checks it against its roots (:mod:`orchestrator.confinement`).
+
 Every kind acts on one domain of the job's hypervisor, named by ``name``, and is an "ensure" (it
 looks first and acts only when needed) except ``domain.reboot``, which cannot tell whether it
 already rebooted.
@@ -15,9 +19,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
+from orchestrator.confinement import refuse_system_path
 from orchestrator.domains.devices import JobGraphicsSpec
+from orchestrator.domains.hostpaths import host_paths
 from orchestrator.domains.names import check_object_name
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.kinds.registry import JobParams, job_kind
@@ -38,6 +44,13 @@ DomainName = Annotated[
 )
 class DomainDefineParams(DomainSpec, JobParams):
     graphics: JobGraphicsSpec = JobGraphicsSpec()
+
+    @model_validator(mode="after")
+    def _no_system_directory(self) -> DomainDefineParams:
+        # Forbidden propagates as itself (pydantic collects only ValueError): a 403, not a 422.
+        for host_path in host_paths(self):
+            refuse_system_path(host_path.field, host_path.path)
+        return self
 
 
 class DomainRef(JobParams):

@@ -4,6 +4,10 @@ and directory pools (ensure, list). Every kind is an "ensure" or a read, so safe
 A volume is named by ``pool`` + ``name`` or by ``path``; a path must lie directly in a pool's
 target directory, which the worker checks against the hypervisor's pools. Sizes are read by
 :func:`orchestrator.storage.sizes.parse_size` (``G`` = GiB as in qemu-img, ``GB`` = 10**9).
+
+Confinement (:mod:`orchestrator.confinement`): a path in a system directory is refused here,
+with 403, by the API and the worker alike; the worker also resolves symlinks and checks the
+pool roots, which only it can.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from orchestrator.confinement import refuse_system_path
 from orchestrator.kinds.registry import JobParams, job_kind
 from orchestrator.storage.locators import VolumeLocator, parse_volume_locator
 from orchestrator.storage.names import check_host_path, check_pool_name, check_volume_name
@@ -73,6 +78,14 @@ Sha256 = Annotated[
 ]
 
 
+def _not_in_system_directory(value: str | None, info: ValidationInfo) -> str | None:
+    """Forbidden (not a validation error: the request is well formed, and refused) when the
+    path, or the path form of a volume reference, lies in a system directory."""
+    if value is not None and value.startswith("/"):
+        refuse_system_path(f"params.{info.field_name}", value)
+    return value
+
+
 class VolumeTarget(JobParams):
     """The volume a job acts on: ``pool`` and ``name``, or ``path`` instead of both."""
 
@@ -81,6 +94,8 @@ class VolumeTarget(JobParams):
     )
     pool: PoolName | None = Field(None, validate_default=True)
     name: VolumeName | None = Field(None, validate_default=True)
+
+    _path_confined = field_validator("path")(_not_in_system_directory)
 
     @field_validator("pool", "name")
     @classmethod
@@ -118,6 +133,8 @@ class VolumeSpecFields(JobParams):
         False,
         description="Allow a sparse volume's capacity to exceed the pool's available space.",
     )
+
+    _backing_confined = field_validator("backing")(_not_in_system_directory)
 
     @field_validator("backing")
     @classmethod
@@ -193,12 +210,16 @@ class VolumeCreateManyParams(VolumeSpecFields):
     safe_to_rerun=True,
 )
 class VolumeCloneParams(VolumeTarget):
-    source: VolumeRef = Field(description="The volume to copy: 'pool/name' or its path.")
+    source: VolumeRef = Field(
+        description="The volume to copy: 'pool/name' or its path, in a managed pool."
+    )
     format: Format | None = Field(None, description="Format of the copy; default the source's.")
     owner: Owner = None
     group: Group = None
     mode: Mode = None
     inspect: bool = True
+
+    _source_confined = field_validator("source")(_not_in_system_directory)
 
 
 @job_kind(
@@ -273,8 +294,13 @@ class PoolListParams(JobParams):
 )
 class PoolEnsureParams(JobParams):
     name: PoolName
-    path: HostPath = Field(description="The pool's directory; created when missing.")
+    path: HostPath = Field(
+        description="The pool's directory; created when missing. It must resolve inside the "
+        "worker's pool roots (ORCH_POOL_ROOTS and var_dir/pools), never a system directory."
+    )
     autostart: bool = True
+
+    _path_confined = field_validator("path")(_not_in_system_directory)
 
 
 @job_kind(

@@ -4,8 +4,9 @@ its serial console, then destroyed and undefined with its disk, and its base ima
 
 The base image is written under ``var/images`` and imported into the demo pool by a
 ``volume.upload`` job; the VM boots a qcow2 overlay on it. Its serial console is a file under
-``var/consoles``, beside the pool rather than in it, since every file in a directory pool is
-listed as one of its volumes. The demo reads that file itself: it runs on the hypervisor.
+``var/consoles``, where a worker lets consoles be written, beside the pool rather than in it,
+since every file in a directory pool is listed as one of its volumes. The demo reads that file
+itself: it runs on the hypervisor.
 
 The VM's CPU is given in its spec, qemu64 without svm, instead of the worker's ``cpu_mode``
 (default host-passthrough): that model boots under KVM, nested KVM (where host-passthrough and

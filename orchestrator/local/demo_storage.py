@@ -1,8 +1,9 @@
 """The storage part of ``orchestrator demo``: a pool, a base image, a linked clone, a listing,
 then the two volumes deleted again, each a job through the API on the local hypervisor.
 
-The pool (``orchestrator-demo-<hash>`` at ``var/pool``) serves the domain steps too; the last
-step of the demo (:data:`POOL_REMOVAL_STEP`) removes it.
+The pool (``orchestrator-demo-<hash>`` at ``var/pools/demo``, inside the pool roots every worker
+allows) serves the domain steps too; the last step of the demo (:data:`POOL_REMOVAL_STEP`)
+removes it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ def demo_pool(settings: Settings) -> str:
 
 
 def demo_pool_dir(settings: Settings) -> str:
-    return str(settings.var_dir.resolve() / "pool")
+    """Under var_dir/pools, which is always one of the pool roots (var_dir itself never is)."""
+    return str(settings.var_dir.resolve() / "pools" / "demo")
 
 
 STORAGE_STEPS: list[tuple[str, Step]] = [
     (
-        "pool.ensure: a directory pool under the stack's var directory",
+        "pool.ensure: a directory pool under the stack's var/pools (a pool root)",
         job_step(
             "pool.ensure",
             lambda settings: {

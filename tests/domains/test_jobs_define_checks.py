@@ -70,7 +70,7 @@ def test_what_the_hypervisor_lacks_is_a_422_before_anything_is_created(
     name = vm_pool.domain_name("bad")
     cases: dict[str, dict[str, Any]] = {
         "params.disks.0.source.path": {
-            "disks": [{"source": {"type": "path", "path": "/etc/hostname"}}]
+            "disks": [{"source": {"type": "path", "path": str(vm_pool.directory / "gone.img")}}]
         },
         "params.memory_mib": {"memory_mib": 16 * 1024 * 1024},
         "params.vcpus": {"vcpus": 512},

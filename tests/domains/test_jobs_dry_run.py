@@ -28,7 +28,7 @@ SPEC: dict[str, Any] = {
         {"source": {"type": "new_volume", "pool": "vms", "size_gib": 8, "backing_volume": "b"}},
         {"source": {"type": "path", "path": "/srv/vms/data.raw", "size_gib": 1}, "format": "raw"},
     ],
-    "graphics": {"type": "vnc", "password_file": "/etc/orchestrator/vnc.pw"},
+    "graphics": {"type": "vnc", "password_file": "/srv/orchestrator/vnc.pw"},
     "cloud_init": {"ssh_authorized_keys": ["ssh-ed25519 AAAAC3Nza test"]},
 }
 DISPLAY_PASSWORD = "s3cret"

@@ -27,6 +27,9 @@ from tests.support.services import RunningStack
 
 HV = "kvm"
 NESTED_SAFE_CPU = "qemu64,-svm"
+# Each test's pool, serial logs and password files live in its own directory under /var/tmp
+# (where qemu, running as another user, can reach them): the worker must allow it as a root.
+VM_ROOT = Path("/var/tmp")
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,8 @@ def stack(
         cpu_mode=NESTED_SAFE_CPU,
         heartbeat_interval=0.5,
         heartbeat_ttl=20,
+        pool_roots=[VM_ROOT],
+        read_roots=[VM_ROOT],
     ) as running:
         yield running
 
@@ -96,7 +101,7 @@ class VmPool:
 @pytest.fixture
 def vm_pool(qemu_uri: str) -> Iterator[VmPool]:
     # Under /var/tmp, not pytest's private tmp: qemu runs as another user and must reach it.
-    root = Path(tempfile.mkdtemp(prefix="orch-vm-", dir="/var/tmp"))
+    root = Path(tempfile.mkdtemp(prefix="orch-vm-", dir=VM_ROOT))
     root.chmod(0o755)
     (root / "pool").mkdir(mode=0o755)
     write_base_image(root / "pool" / "base.img")

@@ -1,9 +1,10 @@
 """``domain.define`` as an "ensure": plan the domain, create what it needs, define, start.
 
-Everything the spec names is checked against the hypervisor before anything is created; every
-object this attempt creates (volumes, seed ISO, the definition) is registered with
-``ctx.created`` so a failure removes it again. :func:`define_domain` is the one place that
-calls ``defineXML``.
+Everything the spec names is checked against the hypervisor before anything is created, host
+paths first (:func:`check_host_paths`: each one resolved and confined to the roots the operator
+allowed, before any of them is read); every object this attempt creates (volumes, seed ISO, the
+definition) is registered with ``ctx.created`` so a failure removes it again.
+:func:`define_domain` is the one place that calls ``defineXML``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ import libvirt
 
 from orchestrator.domains.domxml import ResolvedSpec, fill_defaults, render_domain_xml
 from orchestrator.domains.dryrun import PlannedVolume, planned_volumes
+from orchestrator.domains.hostpaths import host_paths
 from orchestrator.domains.osinfo import GENERIC, Resolution, resolve_os_variant
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.errors import Conflict, JobFailed
+from orchestrator.storage.volume_xml import VolumeDefinition
 from workers.context import JobContext
-from workers.domains.disks import create_volumes, existing_formats, paths_to_create
+from workers.domains.disks import (
+    check_new_volumes,
+    create_volumes,
+    existing_formats,
+    paths_to_create,
+)
 from workers.domains.display_password import read_display_password, with_display_password
 from workers.domains.host import check_host_limits, check_networks, host_defaults
 from workers.domains.record import (
@@ -33,6 +41,7 @@ from workers.domains.record import (
 )
 from workers.domains.seed import build_seed, seed_directory, seed_file_name
 from workers.domains.state import describe_domain, find_domain
+from workers.storage.managed import HostConfinement
 
 _UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
@@ -50,8 +59,21 @@ class DomainPlan:
     """What a define will do: the resolved domain and the volumes and seed it creates."""
 
     resolved: ResolvedSpec
-    volumes: list[PlannedVolume]
+    volumes: list[tuple[PlannedVolume, libvirt.virStoragePool, VolumeDefinition]]
     seed: tuple[libvirt.virStoragePool, str] | None
+
+
+def check_host_paths(confine: HostConfinement, spec: DomainSpec) -> None:
+    """Forbidden unless every host path of ``spec`` resolves where it may: disks and ISOs in a
+    managed pool, files only read there or in the read roots, consoles in var_dir/consoles or
+    the pool roots (and never over a volume)."""
+    for host_path in host_paths(spec):
+        if host_path.use == "disk":
+            confine.require_in_pools(host_path.field, host_path.path)
+        elif host_path.use == "read":
+            confine.check_read(host_path.field, host_path.path)
+        else:
+            confine.check_console(host_path.field, host_path.path)
 
 
 def define_domain(conn: libvirt.virConnect, xml: str) -> libvirt.virDomain:
@@ -106,13 +128,15 @@ def _resolve_os_variant(spec: DomainSpec) -> Resolution:
 
 def _plan(ctx: JobContext, spec: DomainSpec, resolution: Resolution) -> DomainPlan:
     conn = ctx.libvirt
+    confine = HostConfinement(conn, ctx.settings)
+    check_host_paths(confine, spec)
     facts = ctx.resources.host_facts.get(conn)
     check_host_limits(facts, spec)
     check_networks(conn, spec)
     password = read_display_password(spec.graphics)
-    formats = existing_formats(conn, spec)
-    paths = paths_to_create(conn, spec)
-    seed = seed_directory(conn, spec) if spec.cloud_init is not None else None
+    formats = existing_formats(confine, spec)
+    paths = paths_to_create(confine, spec)
+    seed = seed_directory(confine, spec) if spec.cloud_init is not None else None
     host = host_defaults(facts, ctx.settings, known_formats=formats)
     iso = os.path.join(seed[1], seed_file_name(spec.name)) if seed else None
     resolved = with_display_password(
@@ -121,7 +145,7 @@ def _plan(ctx: JobContext, spec: DomainSpec, resolution: Resolution) -> DomainPl
     # Path disks whose file exists are not created; the others are named by their pool.
     creating = tuple(d for d in resolved.disks if d.source_type == "volume" or d.path in paths)
     pool_dirs = {pool: path.rpartition("/")[0] for path, (pool, _name) in paths.items()}
-    volumes = planned_volumes(creating, pool_dirs)
+    volumes = check_new_volumes(confine, planned_volumes(creating, pool_dirs))
     return DomainPlan(resolved, volumes, seed)
 
 

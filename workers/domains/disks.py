@@ -1,11 +1,15 @@
 """A domain's disks on the hypervisor: check the existing ones, create the new ones.
 
-Every disk and ISO must be a volume of a storage pool (a path must lie in a pool's directory).
-New volumes are made with the storage kinds' own functions, and each one this attempt creates is
-registered with ``ctx.created`` so a failed define removes it again.
+Every disk and ISO must be a volume of a managed storage pool (a path must lie in a managed
+pool's directory, symlinks followed). A disk's format is what qemu-img probes, and every file of
+its backing chain lies in a managed pool: a job that names another format is refused, never
+believed. New volumes are made with the storage kinds' own functions, and each one this attempt
+creates is registered with ``ctx.created`` so a failed define removes it again.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import libvirt
 
@@ -19,6 +23,7 @@ from orchestrator.storage.spec import VolumeSpec
 from orchestrator.storage.volume_xml import VolumeDefinition, render_volume_xml
 from workers.context import JobContext
 from workers.storage.ensure import accept_existing, check_space, create_or_find
+from workers.storage.managed import HostConfinement
 from workers.storage.pools import find_pool, require_active
 from workers.storage.volumes import (
     describe_volume,
@@ -28,28 +33,64 @@ from workers.storage.volumes import (
 )
 
 
-def existing_formats(conn: libvirt.virConnect, spec: DomainSpec) -> dict[str, str]:
+def existing_formats(confine: HostConfinement, spec: DomainSpec) -> dict[str, str]:
     """Image formats of the spec's existing disks and ISOs ("pool/volume" or path -> format).
 
     A missing disk is InvalidInput naming the field, unless it is a path with ``size_gib``
-    (created later); a path outside every pool directory is InvalidInput too.
+    (created later); a path outside every pool directory is InvalidInput too; a volume outside
+    the managed pools, or a disk whose backing chain leaves them, is Forbidden; a disk whose
+    ``format`` differs from the probed one is InvalidInput naming both.
     """
     formats: dict[str, str] = {}
-    sources: list[tuple[str, IsoSource | PathSource | VolumeSource]] = [
-        (f"params.disks.{i}.source", d.source)
+    sources: list[tuple[str, IsoSource | PathSource | VolumeSource, str | None]] = [
+        (f"params.disks.{i}", d.source, d.format)
         for i, d in enumerate(spec.disks)
         if d.source.type != "new_volume"
     ]
+    for field, source, claimed in sources:
+        fmt = _existing_format(confine, source, f"{field}.source", probe=True)
+        if fmt is not None:
+            _check_claimed_format(f"{field}.format", source, claimed, fmt)
+            formats[_key(source)] = fmt
     if spec.cdrom is not None:
-        sources.append(("params.cdrom", spec.cdrom))
-    for field, source in sources:
-        volume = _existing(conn, source, field)
-        if volume is not None:
-            key = (
-                source.path if isinstance(source, PathSource) else f"{source.pool}/{source.volume}"
-            )
-            formats[key] = describe_volume(volume).format or "raw"
+        # Attached read-only as raw whatever it holds: nothing in it is followed.
+        fmt = _existing_format(confine, spec.cdrom, "params.cdrom", probe=False)
+        if fmt is not None:
+            formats[_key(spec.cdrom)] = fmt
     return formats
+
+
+def _key(source: IsoSource | PathSource | VolumeSource) -> str:
+    return source.path if isinstance(source, PathSource) else f"{source.pool}/{source.volume}"
+
+
+def _existing_format(
+    confine: HostConfinement,
+    source: IsoSource | PathSource | VolumeSource,
+    field: str,
+    *,
+    probe: bool,
+) -> str | None:
+    """The format of the existing file (None when it is yet to be created), its place and
+    backing chain checked."""
+    volume = _existing(confine.conn, source, field)
+    if volume is None:
+        return None
+    target = f"{field}.path" if isinstance(source, PathSource) else field
+    path = confine.require_volume(volume, target)
+    probed = confine.probe_image(target, path) if probe else None
+    return probed or describe_volume(volume).format or "raw"
+
+
+def _check_claimed_format(
+    field: str, source: IsoSource | PathSource | VolumeSource, claimed: str | None, probed: str
+) -> None:
+    if claimed is not None and claimed != probed:
+        raise InvalidInput.of(
+            field,
+            f"{claimed} was given, but {_key(source)} is a {probed} image as probed on the "
+            f"hypervisor; give {probed} or leave format out",
+        )
 
 
 def _existing(
@@ -65,29 +106,38 @@ def _existing(
     return volume
 
 
-def paths_to_create(conn: libvirt.virConnect, spec: DomainSpec) -> dict[str, tuple[str, str]]:
+def paths_to_create(confine: HostConfinement, spec: DomainSpec) -> dict[str, tuple[str, str]]:
     """Path disks with ``size_gib`` whose file does not exist yet: path -> (pool, name)."""
     found: dict[str, tuple[str, str]] = {}
     for index, disk in enumerate(spec.disks):
         source = disk.source
         if isinstance(source, PathSource) and source.size_gib:
             field = f"params.disks.{index}.source.path"
-            pool, name = resolve_target(conn, VolumeLocator(path=source.path), field)
+            pool, name = resolve_target(confine.conn, VolumeLocator(path=source.path), field)
+            confine.require_target(pool, name, field)
             if lookup_volume(pool, name) is None:
                 found[source.path] = (pool.name(), name)
     return found
 
 
-def create_volumes(ctx: JobContext, planned: list[PlannedVolume]) -> list[dict[str, object]]:
-    """Ensure each planned volume exists as planned; returns what was created or found.
-
-    Every pool and backing volume is checked before the first volume is created.
-    """
+def check_new_volumes(
+    confine: HostConfinement, planned: list[PlannedVolume]
+) -> list[tuple[PlannedVolume, libvirt.virStoragePool, VolumeDefinition]]:
+    """Each planned volume with its pool and definition; every pool and backing volume is
+    checked (running, managed, backing chain in managed pools) before anything is created."""
     steps = []
     for plan in planned:
-        pool = find_pool(ctx.libvirt, plan.pool)
+        pool = find_pool(confine.conn, plan.pool)
+        confine.require_target(pool, plan.name, "params.disks")
         require_active(pool)
-        steps.append((plan, pool, _definition(ctx.libvirt, pool, plan)))
+        steps.append((plan, pool, _definition(confine, pool, plan)))
+    return steps
+
+
+def create_volumes(
+    ctx: JobContext, steps: list[tuple[PlannedVolume, libvirt.virStoragePool, VolumeDefinition]]
+) -> list[dict[str, object]]:
+    """Ensure each checked volume exists as planned; returns what was created or found."""
     return [_ensure_volume(ctx, plan, pool, definition) for plan, pool, definition in steps]
 
 
@@ -118,13 +168,16 @@ def _ensure_volume(
 
 
 def _definition(
-    conn: libvirt.virConnect, pool: libvirt.virStoragePool, plan: PlannedVolume
+    confine: HostConfinement, pool: libvirt.virStoragePool, plan: PlannedVolume
 ) -> VolumeDefinition:
     if plan.backing_volume is None:
         return VolumeDefinition(plan.name, plan.capacity, plan.format)
-    backing = describe_volume(
-        resolve_reference(conn, f"{plan.pool}/{plan.backing_volume}", "params.disks", pool)
-    )
+    reference = f"{plan.pool}/{plan.backing_volume}"
+    found = resolve_reference(confine.conn, reference, "params.disks", pool)
+    probed = confine.probe_image("params.disks", confine.require_volume(found, "params.disks"))
+    backing = describe_volume(found)
+    if probed is not None:
+        backing = replace(backing, format=probed)
     if plan.format != "qcow2":
         message = "a disk with backing_volume must be qcow2"
         raise InvalidInput(message, errors=[{"field": "params.disks", "message": message}])

@@ -16,6 +16,7 @@ from orchestrator.errors import Conflict, JobFailed
 from workers.context import JobContext
 from workers.domains.define import undefine_domain
 from workers.domains.state import state_of
+from workers.storage.managed import HostConfinement
 from workers.storage.volumes import delete_volume, domains_using
 
 Outcome = tuple[bool, str]
@@ -106,11 +107,18 @@ def undefine(
         raise Conflict(f"domain {name} is {state_of(domain)}; shut it down or destroy it first")
     volumes = _owned_volumes(ctx.libvirt, domain) if remove_storage else []
     _call(lambda: undefine_domain(domain), f"undefine domain {name}")
+    confine = HostConfinement(ctx.libvirt, ctx.settings)
     removed = []
     for volume in volumes:
         users = domains_using(ctx.libvirt, volume)
         if users:
             ctx.event(f"kept {volume.path()}: also a disk of {', '.join(users)}", level="warning")
+            continue
+        if not confine.is_managed_volume(volume):
+            # A domain defined elsewhere may use disks no job may delete; keep them.
+            ctx.event(
+                f"kept {volume.path()}: not in a managed pool (ORCH_POOL_ROOTS)", level="warning"
+            )
             continue
         path = volume.path()
         _call(partial(delete_volume, volume), f"delete volume {path}")

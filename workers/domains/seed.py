@@ -19,6 +19,7 @@ from orchestrator.domains.dryrun import seed_pool_name
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.errors import InvalidInput, JobFailed
 from workers.context import JobContext
+from workers.storage.managed import HostConfinement
 from workers.storage.pools import find_pool, local_pool_dir, refresh_pool, require_active
 
 
@@ -27,11 +28,14 @@ def seed_file_name(domain: str) -> str:
 
 
 def seed_directory(
-    conn: libvirt.virConnect, spec: DomainSpec
+    confine: HostConfinement, spec: DomainSpec
 ) -> tuple[libvirt.virStoragePool, str]:
-    """The pool and local directory where the seed goes; InvalidInput when there is none."""
+    """The pool and local directory where the seed goes; InvalidInput when there is none,
+    Forbidden when the pool is not managed."""
     name = seed_pool_name(spec)
+    conn = confine.conn
     pool = find_pool(conn, name)
+    confine.require_target(pool, seed_file_name(spec.name), "params.cloud_init")
     require_active(pool)
     directory = local_pool_dir(conn, pool)
     if directory is None:

@@ -1,7 +1,9 @@
 """Handlers for the storage kinds: volumes and directory pools on this worker's hypervisor.
 
 Each volume handler is an "ensure": it looks first and acts only when needed, so a re-delivered
-job converges. Long writes (full preallocation, clone, upload) go through
+job converges. Before it changes anything it checks confinement (:mod:`workers.storage.managed`):
+volumes are made, changed, copied from or deleted only in managed pools, and pools are made only
+inside the pool roots. Long writes (full preallocation, clone, upload) go through
 :mod:`workers.storage.partials` so a volume under its final name is always complete.
 """
 
@@ -23,6 +25,7 @@ from orchestrator.kinds.storage import (
     VolumeDeleteParams,
     VolumeListParams,
     VolumeResizeParams,
+    VolumeTarget,
     VolumeUploadParams,
 )
 from orchestrator.storage.names import is_partial_name
@@ -39,6 +42,7 @@ from workers.storage.ensure import (
     create_or_find,
     volume_result,
 )
+from workers.storage.managed import HostConfinement
 from workers.storage.new_volumes import create_preallocated, plan_new_volumes
 from workers.storage.partials import build_and_publish, discard_earlier_partial
 from workers.storage.pools import (
@@ -72,9 +76,9 @@ from workers.storage.volumes import (
 
 @handles(VolumeCreateParams)
 def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]:
-    pool, name = resolve_target(ctx.libvirt, params.target)
+    pool, name, confine = _confined_target(ctx, params)
     available = require_active(pool)
-    plan = plan_new_volumes(ctx, params, pool)
+    plan = plan_new_volumes(ctx, params, pool, confine)
     capacity = plan.definition.capacity
     definition = replace(plan.definition, name=name)
     if plan.full:
@@ -103,8 +107,10 @@ def volume_create(ctx: JobContext, params: VolumeCreateParams) -> dict[str, Any]
 @handles(VolumeCreateManyParams)
 def volume_create_many(ctx: JobContext, params: VolumeCreateManyParams) -> dict[str, Any]:
     pool = find_pool(ctx.libvirt, params.pool)
+    confine = HostConfinement(ctx.libvirt, ctx.settings)
+    confine.require_pool(pool, "params.pool")
     available = require_active(pool)
-    plan = plan_new_volumes(ctx, params, pool)
+    plan = plan_new_volumes(ctx, params, pool, confine)
     wanted = set(params.names)
     # One listing instead of a lookup per name; only the requested ones are described.
     present = {vol.name(): vol for vol in pool.listAllVolumes() if vol.name() in wanted}
@@ -137,9 +143,11 @@ def volume_create_many(ctx: JobContext, params: VolumeCreateManyParams) -> dict[
 
 @handles(VolumeCloneParams)
 def volume_clone(ctx: JobContext, params: VolumeCloneParams) -> dict[str, Any]:
-    pool, name = resolve_target(ctx.libvirt, params.target)
+    pool, name, confine = _confined_target(ctx, params)
     require_active(pool)
     source = resolve_reference(ctx.libvirt, params.source, "params.source")
+    # A copy reads the source's whole chain: each file of it must be a managed pool's.
+    confine.probe_image("params.source", confine.require_volume(source, "params.source"))
     src = describe_volume(source)
     if source.storagePoolLookupByVolume().name() == pool.name() and src.name == name:
         raise InvalidInput.of("params.source", "is the target volume itself")
@@ -181,7 +189,7 @@ def volume_clone(ctx: JobContext, params: VolumeCloneParams) -> dict[str, Any]:
 
 @handles(VolumeResizeParams)
 def volume_resize(ctx: JobContext, params: VolumeResizeParams) -> dict[str, Any]:
-    pool, name = resolve_target(ctx.libvirt, params.target)
+    pool, name, _ = _confined_target(ctx, params)
     require_active(pool)
     volume = _existing_volume(pool, name)
     before = describe_volume(volume).capacity
@@ -209,7 +217,7 @@ def volume_resize(ctx: JobContext, params: VolumeResizeParams) -> dict[str, Any]
 
 @handles(VolumeDeleteParams)
 def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]:
-    pool, name = resolve_target(ctx.libvirt, params.target)
+    pool, name, _ = _confined_target(ctx, params)
     require_active(pool)
     label = f"{pool.name()}/{name}"
     volume = lookup_volume(pool, name) or lookup_volume_or_file(
@@ -234,7 +242,7 @@ def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]
 def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]:
     if params.source_path is not None:
         check_source_allowed(params.source_path, ctx.settings.allowed_upload_dirs)
-    pool, name = resolve_target(ctx.libvirt, params.target)
+    pool, name, _ = _confined_target(ctx, params)
     require_active(pool)
     directory = local_pool_dir(ctx.libvirt, pool)
     discard_earlier_partial(ctx, pool, directory)
@@ -311,6 +319,7 @@ def pool_list(ctx: JobContext, params: PoolListParams) -> dict[str, Any]:
 
 @handles(PoolEnsureParams)
 def pool_ensure(ctx: JobContext, params: PoolEnsureParams) -> dict[str, Any]:
+    HostConfinement(ctx.libvirt, ctx.settings).check_pool_path("params.path", params.path)
     pool, actions = ensure_dir_pool(
         ctx.libvirt, params.name, params.path, params.autostart, ctx.created
     )
@@ -330,6 +339,7 @@ def pool_delete(ctx: JobContext, params: PoolDeleteParams) -> dict[str, Any]:
             raise
         ctx.event(f"storage pool {params.name} does not exist; nothing to delete")
         return {"name": params.name, "path": None, "changed": False, "deleted_volumes": []}
+    HostConfinement(ctx.libvirt, ctx.settings).require_pool(pool, "params.name")
     path = pool_layout(pool).path
     active = pool.isActive()
     # An inactive pool's volumes cannot be listed; its files stay in the directory either way.
@@ -343,6 +353,16 @@ def pool_delete(ctx: JobContext, params: PoolDeleteParams) -> dict[str, Any]:
     volumes = f" and its {len(deleted)} volumes" if deleted else ""
     ctx.event(f"removed storage pool {params.name}{volumes}; its directory {path} stays")
     return {"name": params.name, "path": path, "changed": True, "deleted_volumes": deleted}
+
+
+def _confined_target(
+    ctx: JobContext, params: VolumeTarget
+) -> tuple[libvirt.virStoragePool, str, HostConfinement]:
+    """The pool and name of the job's volume, which it may change (Forbidden otherwise)."""
+    pool, name = resolve_target(ctx.libvirt, params.target)
+    confine = HostConfinement(ctx.libvirt, ctx.settings)
+    confine.require_target(pool, name, "params.path" if params.path else "params.pool")
+    return pool, name, confine
 
 
 def _existing_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol:

@@ -18,6 +18,7 @@ from orchestrator.storage.plan import (
 from orchestrator.storage.spec import VolumeSpec
 from orchestrator.storage.volume_xml import VolumeDefinition, VolumeFacts, render_volume_xml
 from workers.context import JobContext
+from workers.storage.managed import HostConfinement
 from workers.storage.partials import build_and_publish, discard_earlier_partial
 from workers.storage.pools import local_pool_dir
 from workers.storage.volumes import create_volume, describe_volume, resolve_reference
@@ -35,9 +36,12 @@ class NewVolumes:
 
 
 def plan_new_volumes(
-    ctx: JobContext, params: VolumeSpecFields, pool: libvirt.virStoragePool
+    ctx: JobContext,
+    params: VolumeSpecFields,
+    pool: libvirt.virStoragePool,
+    confine: HostConfinement,
 ) -> NewVolumes:
-    definition = new_volume_definition(params, _backing(ctx, params, pool))
+    definition = new_volume_definition(params, _backing(ctx, params, pool, confine))
     full = params.allocation == "full"
     # Only the slow full preallocation goes through a partial volume; it needs the directory.
     directory = local_pool_dir(ctx.libvirt, pool) if full else None
@@ -68,11 +72,18 @@ def create_preallocated(
 
 
 def _backing(
-    ctx: JobContext, params: VolumeSpecFields, pool: libvirt.virStoragePool
+    ctx: JobContext,
+    params: VolumeSpecFields,
+    pool: libvirt.virStoragePool,
+    confine: HostConfinement,
 ) -> VolumeFacts | None:
     if params.backing is None:
         return None
     found = resolve_reference(ctx.libvirt, params.backing, "params.backing", known_pool=pool)
+    probed = confine.probe_image("params.backing", confine.require_volume(found, "params.backing"))
     backing = describe_volume(found)
+    if probed is not None:
+        # The overlay records the format qemu-img probed, never one libvirt or a job assumed.
+        backing = replace(backing, format=probed)
     check_backing(params, backing)
     return backing
