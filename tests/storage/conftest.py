@@ -33,6 +33,8 @@ def worker_runtime(libvirt_uri: str, redis_url: str, var_dir: Path) -> WorkerRun
         redis_url=redis_url,
         var_dir=var_dir,
         upload_source_dirs=[Path("/tmp")],  # test images are written under pytest's tmp_path
+        # Test pools live under pytest's tmp_path; the test driver's pools at their own paths.
+        pool_roots=[Path("/tmp"), Path("/default-pool"), Path("/extra-pool"), Path("/elsewhere")],
     )
     return WorkerRuntime.from_settings(settings)
 

@@ -43,8 +43,10 @@ def kvm_stack(make_stack: Any, qemu_uri: str) -> RunningStack:
 @pytest.fixture
 def pool(kvm_stack: RunningStack, qemu_uri: str, tmp_path: Path) -> Iterator[Pool]:
     """A directory pool made by a ``pool.ensure`` job; removed with its volumes afterwards."""
-    made = Pool(f"test-spool-{uuid.uuid4().hex[:10]}", tmp_path / "pool")
-    made.path.mkdir()
+    # Under the stack's var_dir/pools, where pools may live without configuring pool roots.
+    pools = kvm_stack.settings.var_dir.resolve() / "pools"
+    made = Pool(f"test-spool-{uuid.uuid4().hex[:10]}", pools / "spool-test")
+    made.path.mkdir(parents=True)
     try:
         done = kvm_stack.run(
             "pool.ensure", KVM_HV, name=made.name, path=str(made.path), autostart=False

@@ -62,7 +62,7 @@ def test_path_form_maps_to_the_pool(test_jobs: WorkerJobs) -> None:
 
 
 def test_path_outside_every_pool_is_refused_naming_path(test_jobs: WorkerJobs) -> None:
-    params = {"path": "/etc/x.qcow2", "capacity": "1G"}
+    params = {"path": "/srv/x.qcow2", "capacity": "1G"}
     (error,) = test_jobs.fail("volume.create", params, "invalid-input")["errors"]
     assert error["field"] == "params.path"
     assert "default-pool: /default-pool" in error["message"]
