@@ -1,8 +1,9 @@
 """Limits at the API's edge, kept in Redis so they hold across API processes and machines.
 
-- A rate limit per caller (``rate_limit``): a caller is a live bearer token, known by a hash of
-  it (the token itself never reaches Redis), or the client address without one. The hooks run
-  after authentication, so with tokens on only verified callers reach them.
+- A rate limit per caller (``rate_limit``, counted as :mod:`api.rate_limit` says): a caller is
+  a live bearer token, known by a hash of it (the token itself never reaches Redis), or the
+  client address without one. The hooks run after authentication, so with tokens on only
+  verified callers reach them.
 - Long-polls and reads through a worker hold a thread while they wait: one caller holds at most
   ``max_waiters_per_token`` of them at once.
 - Image uploads hold a thread, a Redis pipe and a worker's spool: at most
@@ -25,10 +26,10 @@ from typing import IO, Any
 
 import redis
 from flask import Flask, Response, g, request
-from flask_limiter import Limiter, RateLimitExceeded
 
 from api.auth import current_principal, tokens_on
 from api.problems import problem_response
+from api.rate_limit import RateLimiter
 from orchestrator.errors import OrchestratorError
 from orchestrator.jobs.content_pipe import START_TIMEOUT_SECONDS
 from orchestrator.settings import Settings
@@ -83,38 +84,14 @@ class UploadsBusy(LimitReached):
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Rate limit, then admit waiters and uploads, on every request but the unlimited ones."""
-    limiter = Limiter(
-        caller_key,
-        application_limits=[settings.rate_limit],
-        storage_uri=settings.resolved_redis_url,
-        storage_options={
-            "key_prefix": "orch:rate",
-            "socket_connect_timeout": _REDIS_TIMEOUT_SECONDS,
-            "socket_timeout": _REDIS_TIMEOUT_SECONDS,
-        },
-        # Fixed window: one round trip per request (an INCR and EXPIRE in one script) and one
-        # counter per caller. A moving window also takes one round trip but keeps a list of up
-        # to ``rate_limit`` timestamps per caller; the fixed window's price is that a caller
-        # may send up to twice the limit across a window boundary, fine for an abuse guard.
-        strategy="fixed-window",
-        # The X-RateLimit headers cost a second round trip on every request; Retry-After on a
-        # refusal is what clients need.
-        headers_enabled=False,
-        swallow_errors=True,  # Redis unreachable: fail open, as the module docstring says
+    client = redis.Redis.from_url(
+        settings.resolved_redis_url,
+        socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
+        socket_timeout=_REDIS_TIMEOUT_SECONDS,
     )
-    limiter.request_filter(lambda: request.endpoint in UNLIMITED_ENDPOINTS)
-    limiter.init_app(app)
-    slots = _SlotStore(
-        redis.Redis.from_url(
-            settings.resolved_redis_url,
-            socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
-            socket_timeout=_REDIS_TIMEOUT_SECONDS,
-        )
-    )
-    admission = _Admission(settings, slots)
+    admission = _Admission(settings, RateLimiter(client, settings.rate_limit), _SlotStore(client))
     app.before_request(admission.admit)
     app.teardown_request(admission.release)
-    app.register_error_handler(RateLimitExceeded, lambda exc: _rate_limited(limiter, exc))
     app.register_error_handler(LimitReached, _limit_reached)
 
 
@@ -128,25 +105,6 @@ def caller_key() -> str:
         digest = hashlib.sha256(b"orchestrator caller key\0" + token.encode()).hexdigest()
         return f"token:{digest[:32]}"
     return f"address:{request.remote_addr or 'unknown'}"
-
-
-def _rate_limited(limiter: Limiter, exc: RateLimitExceeded) -> Response:
-    item = exc.limit.limit
-    current = limiter.current_limit
-    try:
-        reset_at = current.reset_at if current is not None else time.time() + item.get_expiry()
-    except Exception:  # the window's end is a hint: without Redis, a whole window
-        reset_at = time.time() + item.get_expiry()
-    # reset_at is a whole second past the window's end as Redis rounds it: never too early.
-    retry_after = max(1, math.ceil(reset_at - time.time()))
-    who = "token" if caller_key().startswith("token:") else "client address"
-    refused = RateLimited(
-        f"more than {item} requests from this {who}; retry after {retry_after} s "
-        "(setting rate_limit)",
-        retry_after,
-        limit=str(item),
-    )
-    return _limit_reached(refused)
 
 
 def _limit_reached(exc: LimitReached) -> Response:
@@ -188,12 +146,16 @@ class _SlotStore:
 class _Admission:
     """Takes a waiter or upload slot before the view runs and gives it back after."""
 
-    def __init__(self, settings: Settings, slots: _SlotStore) -> None:
+    def __init__(self, settings: Settings, rate: RateLimiter, slots: _SlotStore) -> None:
         self.settings = settings
+        self.rate = rate
         self.slots = slots
 
     def admit(self) -> None:
         endpoint = request.endpoint
+        if endpoint in UNLIMITED_ENDPOINTS:
+            return
+        self._count_rate()
         if endpoint == UPLOAD_ENDPOINT:
             self._admit_upload()
         elif endpoint in WORKER_READ_ENDPOINTS or (
@@ -209,6 +171,21 @@ class _Admission:
             self.slots.release(*held)
         except redis.RedisError as exc:  # the slot lapses on its own after its hold time
             log.warning("could not release limit slot %s: %s", held[0], exc)
+
+    def _count_rate(self) -> None:
+        caller = caller_key()
+        over = self.rate.hit(caller)
+        if over is None:
+            return
+        window, seconds_left = over
+        retry_after = max(1, math.ceil(seconds_left))
+        who = "token" if caller.startswith("token:") else "client address"
+        raise RateLimited(
+            f"more than {window.text} requests from this {who}; retry after {retry_after} s "
+            "(setting rate_limit)",
+            retry_after,
+            limit=window.text,
+        )
 
     def _admit_waiter(self) -> None:
         key = f"orch:waiters:{caller_key()}"
