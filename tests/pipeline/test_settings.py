@@ -8,10 +8,13 @@ from pydantic import ValidationError
 from orchestrator.settings import Settings
 
 
-def test_defaults_run_on_one_machine_unconfigured(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_run_on_one_machine_unconfigured(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     for name in list(__import__("os").environ):
         if name.startswith("ORCH_"):
             monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # a fresh machine: no ./var yet
     settings = Settings()
     assert settings.resolved_database_url.endswith("var/orchestrator.db")
     assert settings.resolved_redis_url == "redis://127.0.0.1:6399/0"
