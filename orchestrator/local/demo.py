@@ -61,8 +61,10 @@ def _run_step(client: ApiClient, settings: Settings, name: str, step: Step) -> b
         return True
     ok = job["state"] == "succeeded"
     colour = "green" if ok else "red"
-    what = f"job {job['id']}" if job.get("id") else "answer"
-    console.print(f"{what} [{colour}]{job['state']}[/{colour}]")
+    if job.get("id"):
+        console.print(f"job {job['id']} [{colour}]{job['state']}[/{colour}]")
+    else:  # a step that is not one job: a command's output, or a refusal the API answered
+        console.print("[green]as expected[/green]" if ok else "[red]not as expected[/red]")
     console.print_json(json.dumps(job["result"] if ok else job["error"]))
     return ok
 
