@@ -22,6 +22,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Callable
 from typing import IO, Any
 
 import redis
@@ -53,6 +54,7 @@ WAITER_HOLD_SECONDS = 300 + 60
 UPLOAD_HOLD_SECONDS = START_TIMEOUT_SECONDS + 300 + 60
 UPLOAD_RENEW_SECONDS = 30.0
 UPLOAD_RETRY_AFTER_SECONDS = 30
+WAITER_RETRY_AFTER_SECONDS = 5
 _REDIS_TIMEOUT_SECONDS = 1
 
 
@@ -194,7 +196,7 @@ class _Admission:
             raise TooManyWaiters(
                 f"this caller already holds {capacity} waiting requests (long-polls and reads "
                 "through a worker) open; wait for one to end (setting max_waiters_per_token)",
-                5,
+                WAITER_RETRY_AFTER_SECONDS,
                 limit=capacity,
             )
 
@@ -207,6 +209,8 @@ class _Admission:
                 UPLOAD_RETRY_AFTER_SECONDS,
                 limit=capacity,
             )
+        if "limit_slot" not in g:
+            return  # let in unchecked, Redis unreachable: nothing to renew
         key, member = g.limit_slot
         request.environ["wsgi.input"] = _RenewingInput(
             request.environ["wsgi.input"],
@@ -236,7 +240,7 @@ class _RenewingInput:
     """The request body's stream, renewing the upload's slot as the body is read (a long upload
     must not lose its slot, nor a killed process keep it)."""
 
-    def __init__(self, stream: IO[bytes], renew: Any) -> None:
+    def __init__(self, stream: IO[bytes], renew: Callable[[], None]) -> None:
         self._stream = stream
         self._renew = renew
         self._renewed_at = time.monotonic()

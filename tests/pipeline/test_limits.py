@@ -20,6 +20,7 @@ import pytest
 import redis
 import requests
 
+from api.rate_limit import RateLimiter
 from tests.support import services
 from tests.support.services import RunningStack
 from workers.storage.spool import SpoolFull, require_spool_space
@@ -113,6 +114,26 @@ def test_without_tokens_the_rate_limit_counts_per_client_address(
     assert call(stack, "GET", "/v1/kinds", "orch_made-up").status_code == 429
 
 
+def test_processes_share_a_callers_window_through_redis(redis_server: str) -> None:
+    client = redis.Redis.from_url(redis_server)
+    prefix = f"test-rate:{secrets.token_hex(8)}"
+    # Two API processes' limiters, and one started after the window was spent.
+    first, second, later = (RateLimiter(client, "100/hour", prefix) for _ in range(3))
+    lease = first.windows[0].lease
+
+    served = 0
+    for _ in range(150):
+        served += sum(limiter.hit("caller") is None for limiter in (first, second))
+    refused = later.hit("caller")
+    other = later.hit("another caller")
+    client.close()
+
+    # Leased tokens a process has not spent are lost to the other: never more than a lease.
+    assert 100 - 2 * lease <= served <= 100
+    assert refused is not None and 3500 < refused[1] <= 3600
+    assert other is None
+
+
 def test_with_redis_down_the_limits_let_requests_through(
     make_stack: MakeStack,
     tmp_path: Path,
@@ -127,6 +148,11 @@ def test_with_redis_down_the_limits_let_requests_through(
         for _ in range(4):
             assert call(stack, "GET", "/v1/jobs", TOKEN_B).status_code == 200
             assert call(stack, "GET", "/v1/jobs/no-such-job?wait=1", TOKEN_B).status_code == 404
+        # An upload is let past its cap too, to be refused by the view that needs Redis.
+        upload = call(
+            stack, "PUT", upload_path("p", "v.img"), TOKEN_B, data=b"x", params={"sha256": "0" * 64}
+        )
+        assert upload.status_code == 503 and "unreachable" in upload.json()["detail"]
 
 
 def test_a_token_holding_its_share_of_long_polls_is_429_until_one_ends(
