@@ -77,7 +77,9 @@ def upload_content(name: str, pool: str, volume: str) -> tuple[Response, int, di
     request.max_content_length = svc.settings.max_upload_bytes
     if (request.content_length or 0) > svc.settings.max_upload_bytes:
         raise RequestEntityTooLarge()  # before a job exists
-    params = {"pool": pool, "name": volume, "content_from_api": True}
+    params: dict[str, object] = {"pool": pool, "name": volume, "content_from_api": True}
+    if request.content_length is not None:
+        params["content_length"] = request.content_length
     params.update({key: request.args[key] for key in ("sha256", "format") if key in request.args})
     wait = float_arg("wait", UPLOAD_WAIT_SECONDS, maximum=UPLOAD_WAIT_SECONDS)
     # The content is streamed once: a worker lost mid-job must not start over on half of it.

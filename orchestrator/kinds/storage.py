@@ -255,6 +255,12 @@ class VolumeUploadParams(VolumeTarget):
     source_path: HostPath | None = Field(
         None, validate_default=True, description="A regular file on the hypervisor to import."
     )
+    content_length: int | None = Field(
+        None,
+        ge=0,
+        description="Bytes the API was told it will send (Content-Length), so the worker can "
+        "refuse content its spool cannot hold before reading any.",
+    )
     sha256: Sha256
     format: Format | None = Field(
         None, description="Expected image format; detected from the content when omitted."

@@ -300,3 +300,30 @@ def test_a_declared_size_past_the_spools_free_space_is_refused_naming_both(tmp_p
     assert problem["status"] == 507 and problem["needed_bytes"] == declared
     assert 0 < problem["free_bytes"] < declared and problem["reserve_bytes"] > 0
     assert str(tmp_path) in problem["detail"] and "free" in problem["detail"]
+
+
+def test_a_declared_content_length_past_the_spools_free_space_is_refused_before_reading(
+    make_stack: MakeStack,
+    small_spool: Path,
+) -> None:
+    stack = make_stack({"hv-a": TEST_URI})
+    pool_dir = stack.settings.var_dir / "pools" / "spooltest"
+    made = stack.run("pool.ensure", "hv-a", name="spooltest", path=str(pool_dir))
+    assert made["state"] == "succeeded", made["error"]
+    content = bytes(range(256)) * (10 * MiB // 256)
+
+    response = call(
+        stack,
+        "PUT",
+        upload_path("spooltest", "big.img"),
+        data=content,  # sent with its Content-Length
+        params={"sha256": hashlib.sha256(content).hexdigest()},
+    )
+
+    assert response.status_code == 507, response.text
+    problem = response.json()
+    assert problem["needed_bytes"] == len(content)  # the declared size, checked up front
+    job = stack.api.job(problem["job"])
+    assert job["params"]["content_length"] == len(content)
+    assert list(small_spool.iterdir()) == []
+    assert not (pool_dir / "big.img").exists()

@@ -255,7 +255,7 @@ def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]
         result = accept_existing(ctx, pool, existing, wanted, params.inspect)
         return {**result, "sha256": params.sha256}
     if params.content_from_api:
-        with spooled_content(ctx, params.sha256) as path:
+        with spooled_content(ctx, params.sha256, params.content_length) as path:
             return _import(ctx, params, pool, name, directory, UploadFile.sent_content(path))
     assert params.source_path is not None  # the parameters require one source
     file = UploadFile.source_path(params.source_path)
