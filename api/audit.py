@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,6 +26,13 @@ log = logging.getLogger(__name__)
 bp = Blueprint("audit", __name__, url_prefix="/v1")
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# A caller over its rate limit gets a 429 for every request it goes on sending; recording each
+# would make a flood cost a SQL insert per request, the very load the limit sheds. One row per
+# caller and route per window (per API process) says enough.
+RATE_LIMITED = 429
+RATE_LIMITED_WINDOW_SECONDS = 60.0
+_last_rate_limited: dict[tuple[str, str | None, str], float] = {}
+_rate_limited_lock = threading.Lock()
 
 
 @bp.get("/audit")
@@ -52,6 +61,8 @@ def note_job(job_id: str | None, kind: str | None) -> None:
 @bp.after_app_request
 def _record(response: Response) -> Response:
     status = response.status_code
+    if status == RATE_LIMITED and not _first_in_window():
+        return response
     if request.method in WRITES or status in audit.REFUSED:
         try:
             entry = _entry(response)
@@ -61,6 +72,22 @@ def _record(response: Response) -> Response:
             # The request already happened: failing its answer now would hide that it did.
             log.error("audit entry for %s %s not written: %s", request.method, request.path, exc)
     return response
+
+
+def _first_in_window() -> bool:
+    """Whether this 429 is the caller's first on this route in the current window."""
+    key = (actor_name(), request.remote_addr, request.url_rule.rule if request.url_rule else "")
+    now = time.monotonic()
+    with _rate_limited_lock:
+        if (
+            now - _last_rate_limited.get(key, -RATE_LIMITED_WINDOW_SECONDS)
+            < RATE_LIMITED_WINDOW_SECONDS
+        ):
+            return False
+        if len(_last_rate_limited) > 10_000:  # many callers: forget the old windows
+            _last_rate_limited.clear()
+        _last_rate_limited[key] = now
+        return True
 
 
 def _entry(response: Response) -> audit.AuditRecord:
