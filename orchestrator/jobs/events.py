@@ -80,17 +80,11 @@ class Event:
         }
 
     def document(self) -> dict[str, Any]:
-        """The event as ``GET /v1/jobs/<id>/events`` shows it."""
-        return {
-            "seq": self.seq,
-            "time": self.time.isoformat(),
-            "level": self.level,
-            "attempt": self.attempt,
-            "host": self.host,
-            "state": self.state,
-            "message": self.message,
-            "data": self.data,
-        }
+        """The event as ``GET /v1/jobs/<id>/events`` shows it: its columns but the job's id."""
+        document = self.row_values()
+        del document["job_id"]
+        document["time"] = self.time.isoformat()
+        return document
 
 
 def as_utc(value: datetime) -> datetime:

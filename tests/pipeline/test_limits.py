@@ -259,14 +259,20 @@ def small_spool(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(spool)], check=True)
 
 
-def test_content_larger_than_the_spools_free_space_is_refused_naming_needed_and_free(
-    make_stack: MakeStack,
-    small_spool: Path,
-) -> None:
+def stack_with_pool(make_stack: MakeStack) -> tuple[RunningStack, Path]:
+    """A stack on a test-driver hypervisor with pool ``spooltest`` under its var dir."""
     stack = make_stack({"hv-a": TEST_URI})
     pool_dir = stack.settings.var_dir / "pools" / "spooltest"
     made = stack.run("pool.ensure", "hv-a", name="spooltest", path=str(pool_dir))
     assert made["state"] == "succeeded", made["error"]
+    return stack, pool_dir
+
+
+def test_content_larger_than_the_spools_free_space_is_refused_naming_needed_and_free(
+    make_stack: MakeStack,
+    small_spool: Path,
+) -> None:
+    stack, pool_dir = stack_with_pool(make_stack)
     content = bytes(range(256)) * (10 * MiB // 256)
     sha256 = hashlib.sha256(content).hexdigest()
 
@@ -306,10 +312,7 @@ def test_a_declared_content_length_past_the_spools_free_space_is_refused_before_
     make_stack: MakeStack,
     small_spool: Path,
 ) -> None:
-    stack = make_stack({"hv-a": TEST_URI})
-    pool_dir = stack.settings.var_dir / "pools" / "spooltest"
-    made = stack.run("pool.ensure", "hv-a", name="spooltest", path=str(pool_dir))
-    assert made["state"] == "succeeded", made["error"]
+    stack, pool_dir = stack_with_pool(make_stack)
     content = bytes(range(256)) * (10 * MiB // 256)
 
     response = call(
