@@ -6,7 +6,7 @@ Building the ISO is the job's work; this only decides what goes in it. YAML is w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import yaml
 
@@ -40,8 +40,33 @@ def nocloud_files(spec: DomainSpec) -> dict[str, str]:
 
 
 def _meta_data(spec: DomainSpec) -> str:
-    instance_id = str(spec.uuid) if spec.uuid else spec.name
-    return _yaml({"instance-id": instance_id, "local-hostname": spec.name})
+    return meta_data(str(spec.uuid) if spec.uuid else spec.name, spec.name)
+
+
+def meta_data(instance_id: str, hostname: str) -> str:
+    """The ``meta-data`` document: the instance id cloud-init keys its first boot on, and the
+    guest's hostname."""
+    return _yaml({"instance-id": instance_id, "local-hostname": hostname})
+
+
+def user_cloud_config(user: str, keys: Sequence[str], password_hash: str | None) -> str:
+    """A ``#cloud-config`` adding ``user`` beside the image's default user, with passwordless
+    sudo, ``keys`` to log in with and, when given, a hashed password (never a plain one: the
+    seed ISO is a file anyone with the pool's directory can read)."""
+    entry: dict[str, object] = {
+        "name": user,
+        "sudo": "ALL=(ALL) NOPASSWD:ALL",
+        "shell": "/bin/bash",
+    }
+    if keys:
+        entry["ssh_authorized_keys"] = list(keys)
+    if password_hash is not None:
+        entry["lock_passwd"] = False
+        entry["passwd"] = password_hash
+    config: dict[str, object] = {"users": ["default", entry]}
+    if password_hash is not None:
+        config["ssh_pwauth"] = True
+    return "#cloud-config\n" + _yaml(config)
 
 
 def _yaml(data: Mapping[str, object]) -> str:

@@ -1,4 +1,5 @@
-"""Find a domain and describe it as libvirt reports it: state, CPUs, memory, devices, VNC."""
+"""Find a domain and describe it as libvirt reports it: state, CPUs, memory, devices, VNC, and
+its addresses and how far it is towards being reachable."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import libvirt
 
 from orchestrator.errors import NotFound
+from workers.domains.addresses import guest_addresses, primary_address
 from workers.facts import domain_state_name
 
 LIBOSINFO_NS = "http://libosinfo.org/xmlns/libvirt/domain/1.0"
@@ -41,6 +43,8 @@ def describe_domain(domain: libvirt.virDomain) -> dict[str, Any]:
     state, _max_kib, memory_kib, vcpus, _cpu_time = domain.info()
     root = ET.fromstring(domain.XMLDesc(0))
     persistent = bool(domain.isPersistent())
+    addresses = guest_addresses(domain) if state == libvirt.VIR_DOMAIN_RUNNING else []
+    address = primary_address(addresses)
     return {
         "name": domain.name(),
         "uuid": domain.UUIDString(),
@@ -54,7 +58,19 @@ def describe_domain(domain: libvirt.virDomain) -> dict[str, Any]:
         "interfaces": [_interface(el) for el in root.iterfind("devices/interface")],
         "vnc": _vnc(root),
         "serials": [_serial(el) for el in root.iterfind("devices/serial")],
+        "address": address,
+        "addresses": [a.as_result() for a in addresses],
+        "readiness": _readiness(state, address),
     }
+
+
+def _readiness(state: int, address: str | None) -> str | None:
+    """How far towards reachable, as vm.provision's ``wait_for`` names the steps: running,
+    then an address. Whether SSH answers is probed only by the job that waits for it: a read
+    connects to no guest."""
+    if state != libvirt.VIR_DOMAIN_RUNNING:
+        return None
+    return "address" if address else "running"
 
 
 def _os_id(root: ET.Element) -> str | None:

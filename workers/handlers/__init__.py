@@ -3,6 +3,7 @@
 from workers.handlers import basic
 from workers.handlers import domains as domains
 from workers.handlers import fleet as fleet
+from workers.handlers import provision as provision
 from workers.handlers import storage as storage
 from workers.handlers.registry import HANDLERS, Handler, check_every_kind_handled, handles
 

@@ -1,0 +1,133 @@
+"""The steps of ``vm.provision``, each an "ensure": look first, act only when needed.
+
+Planning, disks and seed are ``domain.define``'s own (:mod:`workers.domains.define`,
+:mod:`workers.domains.disks`, :mod:`workers.domains.seed`), so a provisioned VM is exactly the
+domain ``domain.define`` would make from the same spec; here they run one at a time, so each is
+timed and reported on its own. Everything a step creates is registered with ``ctx.created``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import libvirt
+
+from orchestrator.domains.domxml import ResolvedSpec, render_domain_xml
+from orchestrator.domains.spec import DomainSpec
+from orchestrator.errors import Conflict, JobFailed
+from workers.context import JobContext
+from workers.domains import lifecycle
+from workers.domains.define import (
+    DomainPlan,
+    _plan,
+    _resolve_os_variant,
+    define_domain,
+    undefine_domain,
+)
+from workers.domains.disks import create_volumes
+from workers.domains.record import (
+    describe_differences,
+    read_spec_record,
+    record_differences,
+    spec_record,
+    with_spec_record,
+)
+from workers.domains.seed import build_seed
+
+
+@dataclass
+class StepClock:
+    """Times each step and reports its end as a job event carrying the step and its seconds."""
+
+    ctx: JobContext
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        if self.ctx.cancel_requested():
+            raise JobFailed(f"cancelled before the {name} step")
+        started = time.monotonic()
+        yield
+        seconds = round(time.monotonic() - started, 3)
+        self.timings[name] = seconds
+        self.ctx.event(
+            f"step {name} done in {seconds:.2f}s", data={"step": name, "seconds": seconds}
+        )
+
+
+def plan_domain(ctx: JobContext, spec: DomainSpec) -> DomainPlan:
+    """Every check ``domain.define`` makes against the hypervisor (paths, pools, base image,
+    network, limits), and what it would create; nothing is created yet."""
+    resolution = _resolve_os_variant(spec)
+    if resolution.substituted:
+        ctx.event(
+            f"os variant {resolution.requested} resolved to {resolution.variant.short_id}",
+            data={"requested": resolution.requested, "resolved": resolution.variant.short_id},
+        )
+    plan = _plan(ctx, spec, resolution)
+    for note in plan.resolved.notes:
+        ctx.event(note, level="warning")
+    return plan
+
+
+def require_same_spec(domain: libvirt.virDomain, spec: DomainSpec) -> None:
+    """Conflict unless ``domain`` was defined by this service from ``spec``."""
+    record = read_spec_record(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    if record is None:
+        raise Conflict(
+            f"domain {spec.name} already exists and was not defined by this service",
+            name=spec.name,
+        )
+    diffs = record_differences(spec_record(spec), record)
+    if diffs:
+        raise Conflict(
+            f"domain {spec.name} already exists with another spec: {describe_differences(diffs)}",
+            differences=diffs,
+        )
+
+
+def ensure_disks(ctx: JobContext, plan: DomainPlan) -> list[dict[str, object]]:
+    """The planned volumes, created or found as planned."""
+    return create_volumes(ctx, plan.volumes)
+
+
+def ensure_seed(ctx: JobContext, spec: DomainSpec, plan: DomainPlan) -> str | None:
+    """The cloud-init seed ISO's path, when the spec has cloud-init."""
+    if plan.seed is None:
+        return None
+    return build_seed(ctx, spec, *plan.seed)
+
+
+def ensure_defined(ctx: JobContext, spec: DomainSpec, resolved: ResolvedSpec) -> libvirt.virDomain:
+    """Define the domain, stopped. One with an install phase is first defined to boot its
+    installer; :func:`ensure_running` defines the final form once that boot has begun."""
+    if resolved.has_install_phase:
+        rendered = render_domain_xml(resolved, phase="install", reveal_secrets=True)
+    else:
+        rendered = render_domain_xml(resolved, reveal_secrets=True)
+    xml = with_spec_record(rendered, spec)
+    domain = define_domain(ctx.libvirt, xml)
+    ctx.created(f"domain {spec.name}", lambda: undefine_domain(domain))
+    ctx.event(f"defined domain {spec.name} ({resolved.domain_type}, {resolved.boot.machine})")
+    return domain
+
+
+def ensure_running(
+    ctx: JobContext, domain: libvirt.virDomain, spec: DomainSpec, resolved: ResolvedSpec
+) -> bool:
+    """Start the domain unless it runs; whether it was started."""
+    changed, message = lifecycle.start(domain)
+    ctx.event(message)
+    if changed and resolved.has_install_phase:
+        final = render_domain_xml(resolved, reveal_secrets=True)
+        define_domain(ctx.libvirt, with_spec_record(final, spec))
+    return changed
+
+
+def first_mac(described: dict[str, Any]) -> str | None:
+    """The MAC of the domain's first NIC, from :func:`~workers.domains.state.describe_domain`."""
+    return next((i["mac"] for i in described["interfaces"] if i.get("mac")), None)
