@@ -11,14 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import libvirt
 
 from orchestrator.domains.domxml import ResolvedSpec, render_domain_xml
 from orchestrator.domains.spec import DomainSpec
-from orchestrator.errors import Conflict, JobFailed
+from orchestrator.errors import Conflict, Forbidden, InvalidInput, JobFailed
+from orchestrator.kinds.provision import provision_field
 from workers.context import JobContext
 from workers.domains import lifecycle
 from workers.domains.define import (
@@ -68,10 +69,24 @@ def plan_domain(ctx: JobContext, spec: DomainSpec) -> DomainPlan:
             f"os variant {resolution.requested} resolved to {resolution.variant.short_id}",
             data={"requested": resolution.requested, "resolved": resolution.variant.short_id},
         )
-    plan = _plan(ctx, spec, resolution)
+    try:
+        plan = _plan(ctx, spec, resolution)
+    except (InvalidInput, Forbidden) as exc:
+        raise _in_provision_terms(exc) from None
     for note in plan.resolved.notes:
         ctx.event(note, level="warning")
     return plan
+
+
+def _in_provision_terms(exc: InvalidInput | Forbidden) -> InvalidInput | Forbidden:
+    """``exc`` naming the job's own parameters instead of its domain spec's fields."""
+    errors = exc.extra.get("errors") or []
+    detail = exc.detail
+    for error in errors:
+        own = provision_field(error["field"])
+        detail = detail.replace(error["field"], own)
+        error["field"] = own
+    return type(exc)(detail, **exc.extra)
 
 
 def require_same_spec(domain: libvirt.virDomain, spec: DomainSpec) -> None:
@@ -111,7 +126,7 @@ def ensure_defined(ctx: JobContext, spec: DomainSpec, resolved: ResolvedSpec) ->
         rendered = render_domain_xml(resolved, reveal_secrets=True)
     xml = with_spec_record(rendered, spec)
     domain = define_domain(ctx.libvirt, xml)
-    ctx.created(f"domain {spec.name}", lambda: undefine_domain(domain))
+    ctx.created(f"domain {spec.name}", lambda: _remove_domain(domain))
     ctx.event(f"defined domain {spec.name} ({resolved.domain_type}, {resolved.boot.machine})")
     return domain
 
@@ -123,9 +138,20 @@ def ensure_running(
     changed, message = lifecycle.start(domain)
     ctx.event(message)
     if changed and resolved.has_install_phase:
-        final = render_domain_xml(resolved, reveal_secrets=True)
+        # The same UUID, or libvirt takes the final form for another domain of the same name.
+        final = render_domain_xml(replace(resolved, uuid=domain.UUIDString()), reveal_secrets=True)
         define_domain(ctx.libvirt, with_spec_record(final, spec))
     return changed
+
+
+def _remove_domain(domain: libvirt.virDomain) -> None:
+    try:
+        undefine_domain(domain)
+    except libvirt.libvirtError as exc:
+        # Drivers without NVRAM or managed saves (the test driver) refuse those flags.
+        if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+            raise
+        domain.undefine()
 
 
 def first_mac(described: dict[str, Any]) -> str | None:
