@@ -69,6 +69,9 @@ def test_a_conflicting_volume_fails_the_job_before_anything_is_created(
     assert problem["status"] == 409
     assert "b.img: format: wanted qcow2, found raw" in problem["detail"]
     assert set(problem["differences"]) == {"b.img"}
+    # Refused before any create: nothing made, so nothing removed again after the failure.
+    messages = test_jobs.messages()
+    assert messages == [test_jobs.running_message(), f"failed: {problem['detail']}"]
     assert set(listed(test_jobs, POOL)) == {"b.img"}
 
 
