@@ -13,7 +13,6 @@ from api.fleet import admit_fleet_job
 from api.requests import float_arg, int_arg, json_body
 from api.services import services
 from orchestrator.access.scopes import FLEET_EXEC, JOBS_READ, JOBS_SUBMIT, submit_scope
-from orchestrator.domains.dryrun import dry_run_job
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.jobs import store as jobstore
 from orchestrator.jobs.events import Event
@@ -37,9 +36,7 @@ def submit() -> tuple[Response, int, dict[str, str]]:
     check_scope(submit_scope(job_request.kind))
     job_request = admit_fleet_job(job_request)
     if request.args.get("dry_run") == "true":
-        hv = job_request.hypervisor
-        facts = services().live.heartbeat(hv) if hv else None
-        return jsonify(dry_run_job(job_request.kind, job_request.params, facts)), 200, {}
+        return jsonify(services().submitter.dry_run(job_request)), 200, {}
     wait = float_arg("wait", 0.0, maximum=MAX_WAIT_SECONDS)
     # Idempotency keys are unique per submitter, so per token when tokens are on.
     key = request.headers.get("Idempotency-Key")

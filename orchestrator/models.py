@@ -1,5 +1,5 @@
 """SQLAlchemy models: the durable record of jobs, their events, the outbox, stored inventories,
-API tokens and the audit trail."""
+API tokens, the audit trail and the hypervisor registry."""
 
 from __future__ import annotations
 
@@ -137,3 +137,26 @@ class AuditEntry(Base):
     status: Mapped[int] = mapped_column(Integer)
     # Why a request was refused (a missing scope, an expired token); never the token itself.
     reason: Mapped[str | None] = mapped_column(String(255))
+
+
+class Hypervisor(Base):
+    """One hypervisor the orchestrator knows: declared in settings or seen beating.
+
+    ``admin_state`` is the operator's word (``up``, ``disabled``, ``draining``); whether its
+    worker beats is ``alive``. The capacity columns keep the last heartbeat's report, so a
+    hypervisor whose worker stopped still shows what it had."""
+
+    __tablename__ = "hypervisors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    libvirt_uri: Mapped[str | None] = mapped_column(String(1024))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    admin_state: Mapped[str] = mapped_column(String(16))
+    alive: Mapped[bool] = mapped_column(Boolean, default=False)
+    declared: Mapped[bool] = mapped_column(Boolean, default=False)
+    capacity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    allocated: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    cpu_modes: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_seen: Mapped[datetime | None]

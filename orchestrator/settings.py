@@ -9,10 +9,23 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from orchestrator.hypervisors.labels import Labels
+
 LOCAL_REDIS_PORT = 6399
+HYPERVISOR_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+class DeclaredHypervisor(BaseModel):
+    """A hypervisor the registry lists before (or without) any heartbeat from it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=HYPERVISOR_NAME)
+    libvirt_uri: str | None = Field(None, max_length=1024)
+    labels: Labels = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):
@@ -32,13 +45,22 @@ class Settings(BaseSettings):
     )
 
     # The hypervisor a worker serves.
-    hypervisor: str = Field("local", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    hypervisor: str = Field("local", pattern=HYPERVISOR_NAME)
     libvirt_uri: str = "qemu:///system"
     worker_concurrency: int = Field(8, ge=1, le=256)
     cpu_mode: str = Field(
-        "host-passthrough",
-        description="Default guest CPU mode on this hypervisor (host-passthrough, host-model, "
-        "or a custom model name such as qemu64).",
+        "auto",
+        description="Guest CPU of a domain whose job names none, in --cpu syntax: auto (the "
+        "best that booted a probe domain when the worker started: host-passthrough, "
+        "host-model, then qemu64,-svm, which nested KVM runs), or host-passthrough, "
+        "host-model or a custom model such as qemu64,-svm, used as given.",
+    )
+
+    hypervisors: list[DeclaredHypervisor] = Field(
+        default_factory=list,
+        description="Hypervisors the registry lists before any heartbeat, with their labels "
+        "({name, libvirt_uri, labels}); JSON list in ORCH_HYPERVISORS. Workers that beat are "
+        "listed without being declared.",
     )
 
     # Liveness: workers beat every interval; a beat older than the TTL means the worker is gone.

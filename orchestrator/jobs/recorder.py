@@ -1,4 +1,5 @@
-"""The recorder: publishes the outbox, persists what workers report, and finds lost jobs.
+"""The recorder: publishes the outbox, persists what workers report, finds lost jobs, and keeps
+the hypervisor registry and the placement claims in step with the heartbeats.
 
 It is the only process that turns live state in Redis into durable rows in SQL. Every step is
 safe to repeat, so a recorder that restarts (or two that run at once) loses and doubles nothing.
@@ -17,6 +18,7 @@ from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator.hypervisors.feed import RegistryFeed
 from orchestrator.jobs import store as jobstore
 from orchestrator.jobs.events import Event
 from orchestrator.jobs.lifecycle import JobState, next_attempt_after_loss
@@ -47,6 +49,7 @@ class Recorder:
         self.sessions = sessions
         self.live = live
         self.publisher = TaskPublisher(celery, live)
+        self.hypervisors = RegistryFeed(settings, sessions, live)
         self.consumer = f"{socket.gethostname()}-recorder"
         self._group_ready = False
         self._backlog = True  # after a restart, first re-read what was delivered but not acked
@@ -71,6 +74,8 @@ class Recorder:
             self._next_outbox_sweep = now + min(self.settings.outbox_grace_seconds, 1.0)
         if now >= self._next_lost_check:
             self.reconcile_lost()
+            self.hypervisors.sync()
+            self.hypervisors.reconcile()
             self._next_lost_check = now + self.settings.recorder_lost_check_interval
         if 0 < recorded < BATCH:
             # Let a batch build up: one commit for many events costs the database (and the
@@ -105,8 +110,12 @@ class Recorder:
         entries = self._read_batch(block_ms)
         if not entries:
             return 0
+        events = [Event.from_stream(fields) for _, fields in entries]
         with self.sessions() as session:
-            jobstore.apply_events(session, (Event.from_stream(fields) for _, fields in entries))
+            jobstore.apply_events(session, events)
+        # Before the acknowledgement: a crash in between replays the events, and giving a
+        # claim back twice is a no-op.
+        self.hypervisors.jobs_ended(events)
         ids = [entry_id for entry_id, _ in entries]
         pipe = self.live.redis.pipeline()
         pipe.xack(GLOBAL_EVENTS, RECORDER_GROUP, *ids)

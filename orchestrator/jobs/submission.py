@@ -1,9 +1,9 @@
-"""Accepting a job: validate it, place it, store it with its outbox row, and publish it."""
+"""Accepting a job: validate it, place it (claiming its room when it makes a VM), store it with
+its outbox row, and publish it."""
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Literal
 
 import redis
@@ -12,7 +12,10 @@ from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator.domains.dryrun import DRY_RUN_KINDS, dry_run_job
 from orchestrator.errors import InvalidInput
+from orchestrator.hypervisors.demand import PlacementHints, needs_resources
+from orchestrator.hypervisors.placer import Placement, Placer, describe
 from orchestrator.jobs import store as jobstore
 from orchestrator.jobs.lifecycle import JobState
 from orchestrator.jobs.livestate import LiveState
@@ -21,7 +24,6 @@ from orchestrator.jobs.view import job_summary
 from orchestrator.kinds import get_kind, parse_params
 from orchestrator.kinds.registry import validation_errors
 from orchestrator.models import Job
-from orchestrator.placement import choose_hypervisor
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,11 @@ class JobRequest(BaseModel):
     hypervisor: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
-        description="Where to run; omitted means the live hypervisor with most free memory.",
+        description="Where to run; omitted means placement chooses among the hypervisors "
+        "that are up (for domain.define and vm.provision, among those with room for the VM).",
+    )
+    placement: PlacementHints | None = Field(
+        None, description="How placement chooses when no hypervisor is named."
     )
     on_worker_lost: Literal["rerun", "fail"] | None = Field(
         None,
@@ -68,27 +74,53 @@ class Submitter:
         self.sessions = sessions
         self.live = live
         self.publisher = TaskPublisher(celery, live)
-        self._registry: list[dict[str, Any]] = []
-        self._registry_read_at = -1e9
+        self.placer = Placer(sessions, live, settings.hypervisor)
 
     def submit(
         self, request: JobRequest, submitter: str, idempotency_key: str | None = None
     ) -> tuple[Job, bool]:
         """Store and publish the job; returns (job, created). Nothing is stored on bad input."""
         kind = get_kind(request.kind)
-        params = parse_params(kind, request.params).model_dump(mode="json")
+        model = parse_params(kind, request.params)
+        params = model.model_dump(mode="json")
         rerun = _rerun_on_loss(request, kind.safe_to_rerun)
-        hypervisor = choose_hypervisor(
-            request.hypervisor, self._hypervisors(), self.settings.hypervisor
+        placement = self.placer.place(kind.name, model, request.hypervisor, request.placement)
+        new = jobstore.NewJob(
+            kind.name, params, placement.hypervisor, submitter, idempotency_key, rerun
         )
-        new = jobstore.NewJob(kind.name, params, hypervisor, submitter, idempotency_key, rerun)
-        with self.sessions() as session:
-            job, created = jobstore.create_job(session, new)
-            if created:
-                self._publish(session, job)
+        try:
+            with self.sessions() as session:
+                job, created = jobstore.create_job(session, new)
+                if created and placement.claim is not None:
+                    self.placer.claims.bind(placement.claim, job.id)
+                elif placement.claim is not None:  # an earlier job answers: it has its own
+                    self.placer.claims.release(placement.claim)
+                if created:
+                    self._publish(session, job, describe(placement))
+        except BaseException:
+            _give_back(self.placer, placement)
+            raise
         return job, created
 
-    def _publish(self, session: Session, job: Job) -> None:
+    def dry_run(self, request: JobRequest) -> dict[str, Any]:
+        """What the job would do, changing and claiming nothing: for a kind that makes a VM,
+        the placement decision filter by filter (and for ``domain.define`` the XML and volumes
+        on the hypervisor chosen); other kinds as ``dry_run_job`` has them."""
+        if not needs_resources(request.kind):
+            facts = self.live.heartbeat(request.hypervisor) if request.hypervisor else None
+            return dry_run_job(request.kind, request.params, facts)
+        kind = get_kind(request.kind)
+        model = parse_params(kind, request.params)
+        decision = self.placer.preview(kind.name, model, request.hypervisor, request.placement)
+        chosen = decision.chosen
+        if kind.name in DRY_RUN_KINDS:
+            facts = self.live.heartbeat(chosen) if chosen else None
+            document = dry_run_job(kind.name, request.params, facts)
+        else:
+            document = {"dry_run": True, "kind": kind.name}
+        return {**document, "hypervisor": chosen, "placement": decision.to_dict()}
+
+    def _publish(self, session: Session, job: Job, reason: str) -> None:
         # The fast path. The outbox row stays either way: the recorder deletes it once it sees
         # the job was sent, or sends the job itself when the broker was unreachable here.
         try:
@@ -99,6 +131,7 @@ class Submitter:
                 hypervisor=job.hypervisor,
                 params=job.params,
                 summary=job_summary(job),
+                reason=reason,
             )
         except (redis.RedisError, OperationalError, OSError) as exc:
             log.warning("job %s stays pending, broker unreachable: %s", job.id, exc)
@@ -107,17 +140,16 @@ class Submitter:
         # row says so once the recorder has stored the queued event.
         job.state = JobState.QUEUED.value
 
-    def _hypervisors(self) -> list[dict[str, Any]]:
-        # The registry changes when workers come and go; a second-old view places jobs as well
-        # and spares two Redis round trips per submission.
-        now = time.monotonic()
-        if now - self._registry_read_at > 1.0:
-            try:
-                self._registry = self.live.hypervisors()
-            except redis.RedisError:
-                self._registry = []
-            self._registry_read_at = now
-        return self._registry
+
+def _give_back(placer: Placer, placement: Placement) -> None:
+    """Release the claim of a job that was not stored. Once stored, the claim is the
+    recorder's to release; a failure to release here leaves it to the recorder's sweep."""
+    if placement.claim is None:
+        return
+    try:
+        placer.claims.release(placement.claim)
+    except redis.RedisError as exc:
+        log.warning("claim %s left to the recorder: %s", placement.claim, exc)
 
 
 def _rerun_on_loss(request: JobRequest, safe_to_rerun: bool) -> bool:
