@@ -80,7 +80,7 @@ def test_an_overlay_vm_is_defined_started_and_reports_where_it_landed_and_its_ad
     # No size given: the overlay is as large as its base.
     assert int(overlay_xml.findtext("capacity") or 0) == BASE_SIZE
     assert overlay_xml.findtext("backingStore/path") == f"/{POOL}/{BASE}"
-    assert list(result["timings"]) == STEPS
+    assert set(result["timings"]) == set(STEPS)
     assert all(seconds >= 0 for seconds in result["timings"].values())
     assert step_events(jobs, job.id) == STEPS
     assert job.messages.index("started domain web1") < job.messages.index(
