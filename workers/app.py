@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import libvirt
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
@@ -12,6 +14,8 @@ from orchestrator.settings import Settings
 from workers.handlers import check_every_kind_handled
 from workers.heartbeat import Heartbeat
 from workers.runner import WorkerRuntime, run_attempt
+
+log = logging.getLogger(__name__)
 
 
 def create_worker_app(settings: Settings) -> tuple[Celery, WorkerRuntime]:
@@ -28,10 +32,25 @@ def create_worker_app(settings: Settings) -> tuple[Celery, WorkerRuntime]:
         return run_attempt(runtime, job_id, attempt, kind, params)
 
     heartbeat = Heartbeat(settings, runtime.live, runtime.instance, runtime.connector)
-    worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
+    worker_ready.connect(lambda **_: start_serving(runtime, heartbeat), weak=False)
     worker_shutdown.connect(lambda **_: heartbeat.stop(), weak=False)
     worker_shutdown.connect(lambda **_: runtime.resources.ssh_pool.close_all(), weak=False)
     return app, runtime
+
+
+def start_serving(runtime: WorkerRuntime, heartbeat: Heartbeat) -> None:
+    """Before the first job is taken (Celery consumes once its ready signal returns): learn
+    which guest CPU modes boot here, then beat with them. A worker that cannot learn them
+    still serves, with libvirt's default CPU for ``auto``."""
+    try:
+        modes = runtime.resources.host_facts.learn_cpu_modes(
+            runtime.connector(), runtime.settings.var_dir
+        )
+    except libvirt.libvirtError:
+        log.exception("could not learn which guest CPU modes boot on this hypervisor")
+    else:
+        heartbeat.cpu_modes = modes
+    heartbeat.start()
 
 
 def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:

@@ -1,4 +1,7 @@
-"""Read what a hypervisor is, through libvirt-python: versions, CPU, memory, pools, networks."""
+"""Read what a hypervisor is, through libvirt-python: versions, CPU, memory, pools, networks.
+
+What its heartbeat reports every few seconds is read by :mod:`workers.capacity`.
+"""
 
 from __future__ import annotations
 
@@ -27,29 +30,8 @@ def version_string(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
 
 
-def read_capacity(conn: libvirt.virConnect) -> dict[str, Any]:
-    """What a heartbeat carries: CPUs, memory, free memory, running domains, and the domains
-    with their addresses (the registry behind the inventory's built-in ``domains`` group)."""
-    model, memory_mib, cpus, *_ = conn.getInfo()
-    return {
-        "cpus": cpus,
-        "cpu_model": model,
-        "memory_mib": memory_mib,
-        "free_memory_mib": conn.getFreeMemory() // (1024 * 1024),
-        "running_domains": conn.numOfDomains(),
-        "domains": [_registry_entry(dom) for dom in conn.listAllDomains()],
-    }
-
-
-def _registry_entry(dom: libvirt.virDomain) -> dict[str, Any]:
-    state = dom.state()[0]
-    return {"name": dom.name(), "state": domain_state_name(state), "addresses": _addresses(dom)}
-
-
-def _addresses(dom: libvirt.virDomain) -> list[str]:
-    """IPv4 addresses the libvirt network's DHCP leased to the domain (none when it has none)."""
-    if not dom.isActive():
-        return []
+def leased_addresses(dom: libvirt.virDomain) -> list[str]:
+    """IPv4 addresses the libvirt network's DHCP leased to the running domain ``dom``."""
     try:
         interfaces = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
     except libvirt.libvirtError:

@@ -2,7 +2,8 @@
 
 Beating and reading capacity are separate threads: a libvirt call can block for seconds (a
 domain being destroyed holds driver locks), and a worker busy with libvirt is not a dead one.
-Each beat carries the latest capacity read, with the time it was read.
+Each beat carries the latest capacity read, with the time it was read, and the guest CPU modes
+the worker learned at start.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import libvirt
 
 from orchestrator.jobs.livestate import LiveState
 from orchestrator.settings import Settings
-from workers.facts import read_capacity
+from workers.capacity import CapacityReader
+from workers.domains.cpu_probe import CpuModes, chosen_cpu
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,9 @@ class Heartbeat:
         self.instance = instance
         self.connect = connect
         self.up_since = time.time()
-        self._capacity: dict[str, Any] = {"capacity": None}
+        self.cpu_modes: CpuModes | None = None
+        self._reader = CapacityReader()
+        self._capacity: dict[str, Any] = {"capacity": None, "allocated": None}
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._loop, args=(self.beat,), name="heartbeat", daemon=True),
@@ -73,13 +77,15 @@ class Heartbeat:
             "queue": self.settings.queue,
             "up_since": self.up_since,
             "concurrency": self.settings.worker_concurrency,
-            "cpu_mode": self.settings.cpu_mode,
+            "cpu_mode": chosen_cpu(self.settings.cpu_mode, self.cpu_modes),
+            "cpu_modes": self.cpu_modes.modes if self.cpu_modes is not None else None,
+            "cpu_probe": self.cpu_modes.to_json() if self.cpu_modes is not None else None,
             **self._capacity,
         }
 
     def refresh_capacity(self) -> None:
         try:
-            self._capacity = {"capacity": read_capacity(self.connect()), "capacity_at": time.time()}
+            self._capacity = {**self._reader.read(self.connect()), "capacity_at": time.time()}
         except libvirt.libvirtError as exc:
             self._capacity = {**self._capacity, "libvirt_error": str(exc)}
 

@@ -1,10 +1,12 @@
 """What the hypervisor contributes to a domain definition, and the checks against its limits.
 
 Reads libvirt's capabilities into :class:`~orchestrator.domains.domxml.HostDefaults` (KVM or
-TCG, machine types, the configured CPU) and refuses, before anything is created, a spec the host
-cannot run: more vCPUs or memory than it has, a network or bridge it lacks. The host's facts are
-probed once per libvirt connection, not once per job: they change only with the host's hardware
-or qemu, and a worker reopens its connection when libvirtd restarts, which probes them again.
+TCG, machine types, the guest CPU: the configured one, or with ``auto`` the best that booted when
+the worker started) and refuses, before anything is created, a spec the host cannot run: more
+vCPUs or memory than it has, a CPU mode seen failing to start, a network or bridge it lacks. The
+host's facts are probed once per libvirt connection, not once per job: they change only with the
+host's hardware or qemu, and a worker reopens its connection when libvirtd restarts, which probes
+them again.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 import libvirt
 
 from orchestrator.domains.domxml import HostDefaults
-from orchestrator.domains.spec import DomainSpec
+from orchestrator.domains.spec import CpuSpec, DomainSpec
 from orchestrator.domains.virtinstall import cpu_from_setting
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.settings import Settings
+from workers.domains.cpu_probe import CpuModes, chosen_cpu, learn_cpu_modes
 
 
 @dataclass(frozen=True)
@@ -35,24 +39,38 @@ class HostFacts:
     machines: tuple[str, ...]
     cpus: int
     memory_mib: int
+    # The guest CPUs seen to boot when the worker started; None when it did not learn them.
+    cpu_modes: CpuModes | None = None
 
 
 class HostFactsCache:
     """The facts of each libvirt connection's host, probed on the connection's first use and
-    then reused; a reopened connection (libvirtd restarted) is probed again."""
+    then reused; a reopened connection (libvirtd restarted) is probed again. The guest CPU
+    modes are the hypervisor's, learned once by the worker's start-up for every connection."""
 
     def __init__(self) -> None:
         self._facts: weakref.WeakKeyDictionary[libvirt.virConnect, HostFacts] = (
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
+        self.cpu_modes: CpuModes | None = None
 
     def get(self, conn: libvirt.virConnect) -> HostFacts:
         with self._lock:  # one probe per connection even when many jobs start at once
             facts = self._facts.get(conn)
-            if facts is None:
-                facts = self._facts[conn] = _probe(conn)
+            if facts is None or facts.cpu_modes is not self.cpu_modes:
+                facts = replace(facts or _probe(conn), cpu_modes=self.cpu_modes)
+                self._facts[conn] = facts
             return facts
+
+    def learn_cpu_modes(self, conn: libvirt.virConnect, var_dir: Path) -> CpuModes:
+        """Which guest CPU modes boot on ``conn``'s host, recorded in ``var_dir`` or probed by
+        starting tiny domains; every job's facts carry them from then on."""
+        facts = self.get(conn)
+        modes = learn_cpu_modes(conn, facts.domain_type, facts.arch, var_dir)
+        with self._lock:
+            self.cpu_modes = modes
+        return modes
 
 
 def _probe(conn: libvirt.virConnect) -> HostFacts:
@@ -86,11 +104,18 @@ def host_defaults(
     defaults = HostDefaults(
         domain_type=facts.domain_type,
         arch=facts.arch,
-        cpu=cpu_from_setting(settings.cpu_mode),
+        cpu=default_cpu(facts, settings),
         machines=facts.machines,
         known_formats=dict(known_formats or {}),
     )
     return replace(defaults, seed_dir=seed_dir) if seed_dir is not None else defaults
+
+
+def default_cpu(facts: HostFacts, settings: Settings) -> CpuSpec | None:
+    """The guest CPU of a spec that names none; None leaves it to libvirt (``auto`` before the
+    worker learned what boots)."""
+    value = chosen_cpu(settings.cpu_mode, facts.cpu_modes)
+    return cpu_from_setting(value) if value is not None else None
 
 
 def _kvm_usable(conn: libvirt.virConnect, arch: str) -> bool:
@@ -105,7 +130,9 @@ def _kvm_usable(conn: libvirt.virConnect, arch: str) -> bool:
 
 
 def check_host_limits(facts: HostFacts, spec: DomainSpec) -> None:
-    """InvalidInput when the spec asks for more vCPUs or memory than the host has."""
+    """InvalidInput when the spec asks for more vCPUs or memory than the host has, or for a
+    guest CPU that failed to start when the worker probed it."""
+    check_cpu(facts, spec)
     if spec.vcpus is not None and spec.vcpus > facts.cpus:
         raise InvalidInput.of(
             "params.vcpus", f"{spec.vcpus} vCPUs are more than the host's {facts.cpus} CPUs"
@@ -115,6 +142,21 @@ def check_host_limits(facts: HostFacts, spec: DomainSpec) -> None:
             "params.memory_mib",
             f"{spec.memory_mib} MiB is more than the host's {facts.memory_mib} MiB of memory",
         )
+
+
+def check_cpu(facts: HostFacts, spec: DomainSpec) -> None:
+    """InvalidInput naming the modes that boot when ``spec.cpu`` is one seen failing to start:
+    qemu would otherwise abort with an assertion (nested KVM and host-passthrough)."""
+    modes = facts.cpu_modes
+    refused = modes.refusal(spec.cpu) if modes is not None and spec.cpu is not None else None
+    if modes is None or refused is None:
+        return
+    boots = ", ".join(modes.boots) or "none"
+    raise InvalidInput.of(
+        "params.cpu",
+        f"cpu {refused} does not boot on this hypervisor (a probe domain with it failed to "
+        f"start: {modes.refused[refused]}); CPUs that boot here, best first: {boots}",
+    )
 
 
 def check_networks(conn: libvirt.virConnect, spec: DomainSpec) -> None:
