@@ -79,10 +79,22 @@ def is_local(conn: libvirt.virConnect) -> bool:
 
 def local_pool_dir(conn: libvirt.virConnect, pool: libvirt.virStoragePool) -> str | None:
     """The pool's directory when its volumes are files this process can reach, else None."""
+    if not is_local(conn):
+        return None
     layout = pool_layout(pool)
-    if layout.type not in FILE_POOL_TYPES or not layout.path or not is_local(conn):
+    if layout.type not in FILE_POOL_TYPES or not layout.path:
         return None
     return layout.path if os.path.isdir(layout.path) else None
+
+
+def unseen_file(pool: libvirt.virStoragePool, name: str, directory: str | None = None) -> bool:
+    """Whether a file ``name`` lies in the pool's directory on this machine (libvirt may not
+    have seen it yet). ``directory`` saves reading the pool's XML; "" means none here."""
+    if directory is None:
+        directory = local_pool_dir(pool.connect(), pool)
+    if not directory or "/" in name or name in (".", ".."):
+        return False
+    return os.path.lexists(os.path.join(directory, name))
 
 
 def available_bytes(pool: libvirt.virStoragePool) -> int:

@@ -12,7 +12,7 @@ from orchestrator.errors import Conflict, InvalidInput, JobFailed
 from orchestrator.storage.locators import VolumeLocator, parse_volume_locator, volume_in_pool_dirs
 from orchestrator.storage.names import check_volume_name
 from orchestrator.storage.volume_xml import VolumeFacts, parse_volume_xml
-from workers.storage.pools import find_pool, pool_dirs, refresh_pool
+from workers.storage.pools import find_pool, is_local, pool_dirs, refresh_pool, unseen_file
 
 Created = Callable[[str, Callable[[], None]], None]
 
@@ -52,18 +52,60 @@ def resolve_reference(
     locator = parse_volume_locator(text)
     try:
         if locator.path is not None:
-            return conn.storageVolLookupByPath(locator.path)
-        if known_pool is not None and known_pool.name() == locator.pool:
-            return known_pool.storageVolLookupByName(locator.name)
-        return conn.storagePoolLookupByName(locator.pool).storageVolLookupByName(locator.name)
+            volume = lookup_volume_by_path(conn, locator.path)
+        elif locator.pool is None or locator.name is None:
+            raise InvalidInput.of(field, f"no volume {text} on this hypervisor")
+        elif known_pool is not None and known_pool.name() == locator.pool:
+            volume = lookup_volume(known_pool, locator.name)
+        else:
+            volume = lookup_volume(conn.storagePoolLookupByName(locator.pool), locator.name)
     except libvirt.libvirtError as exc:
-        code = exc.get_error_code()
-        if code in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
             raise InvalidInput.of(field, f"no volume {text} on this hypervisor") from None
         raise
+    if volume is None:
+        raise InvalidInput.of(field, f"no volume {text} on this hypervisor")
+    return volume
 
 
-def lookup_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
+def lookup_volume(
+    pool: libvirt.virStoragePool, name: str, directory: str | None = None
+) -> libvirt.virStorageVol | None:
+    """The volume ``name`` of ``pool``, or None.
+
+    libvirt sees a file put in a pool's directory by other means (copied there by hand, or
+    published by a worker that stopped before refreshing) only once the pool is refreshed; so
+    on a miss, when such a file is there, the pool is refreshed once and asked again, as
+    virt-install does. A miss with no file costs one look at the directory, never a refresh.
+    ``directory`` is the pool's, when the caller knows it.
+    """
+    volume = _volume_named(pool, name)
+    if volume is None and unseen_file(pool, name, directory):
+        refresh_pool(pool)
+        volume = _volume_named(pool, name)
+    return volume
+
+
+def lookup_volume_or_file(
+    pool: libvirt.virStoragePool, name: str, directory: str | None
+) -> libvirt.virStorageVol | None:
+    """:func:`lookup_volume` with the pool's directory known (None: not this machine's)."""
+    return lookup_volume(pool, name, directory or "")
+
+
+def lookup_volume_by_path(conn: libvirt.virConnect, path: str) -> libvirt.virStorageVol | None:
+    """The volume whose file is ``path``, or None; a file libvirt has not seen yet in a pool's
+    directory is found by refreshing that pool once, as in :func:`lookup_volume`."""
+    volume = _volume_at(conn, path)
+    if volume is not None or not is_local(conn) or not os.path.lexists(path):
+        return volume
+    found = volume_in_pool_dirs(path, pool_dirs(conn))
+    if found is None:
+        return None
+    return lookup_volume(find_pool(conn, found[0]), found[1], os.path.dirname(path))
+
+
+def _volume_named(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
     try:
         return pool.storageVolLookupByName(name)
     except libvirt.libvirtError as exc:
@@ -72,16 +114,13 @@ def lookup_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorage
         raise
 
 
-def lookup_volume_or_file(
-    pool: libvirt.virStoragePool, name: str, directory: str | None
-) -> libvirt.virStorageVol | None:
-    """Like :func:`lookup_volume`, but a file libvirt has not seen yet (a worker that stopped
-    between publishing a volume and refreshing the pool) is picked up by refreshing."""
-    volume = lookup_volume(pool, name)
-    if volume is None and directory and os.path.lexists(os.path.join(directory, name)):
-        refresh_pool(pool)
-        volume = lookup_volume(pool, name)
-    return volume
+def _volume_at(conn: libvirt.virConnect, path: str) -> libvirt.virStorageVol | None:
+    try:
+        return conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+            return None
+        raise
 
 
 def describe_volume(volume: libvirt.virStorageVol) -> VolumeFacts:
