@@ -1,8 +1,8 @@
 """Benchmark: what the API's safety costs. ``POST /v1/jobs`` and ``GET /v1/jobs/<id>`` with a
 token checked, its scope enforced, every write audited and the rate and waiter limits counted,
-beside the same build with all of that taken off (``bench/api_unguarded.py``), same run.
+beside the same build with all of that taken off (``bench/api_apps.py``), same run.
 
-Both APIs run under gunicorn with the same workers and threads, each on its own SQLite file and
+Both APIs run under the same gunicorn command, workers and threads, each on its own SQLite file and
 the same redis-server; no worker consumes the jobs, so what is measured is the API alone. The
 rate limit is set high enough never to refuse, so its counting is measured, not its refusals.
 The two take turns for ``--rounds`` rounds; the round with the median throughput is reported.
@@ -29,7 +29,7 @@ import requests
 
 from orchestrator import db
 from orchestrator.local.processes import ServiceProcess, free_port, port_open, redis_server
-from orchestrator.local.stack import child_env, orchestrator_argv
+from orchestrator.local.stack import child_env
 from orchestrator.settings import Settings
 
 RESULTS = Path(__file__).with_name("results")
@@ -97,6 +97,10 @@ def start_api(name: str, settings: Settings, argv: list[str], token: str | None)
     return Api(name, service, settings.resolved_api_url, token)
 
 
+def bind(settings: Settings) -> str:
+    return f"--bind=127.0.0.1:{settings.api_port}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -119,11 +123,13 @@ def main() -> int:
     apis: list[Api] = []
     try:
         apis = [
-            start_api("guarded", guarded, orchestrator_argv("api"), token),
+            start_api(
+                "guarded", guarded, [*gunicorn, bind(guarded), "bench.api_apps:guarded()"], token
+            ),
             start_api(
                 "unguarded",
                 unguarded,
-                [*gunicorn, "-b", f"127.0.0.1:{unguarded.api_port}", "bench.api_unguarded:app"],
+                [*gunicorn, bind(unguarded), "bench.api_apps:unguarded()"],
                 None,
             ),
         ]

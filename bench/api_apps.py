@@ -1,7 +1,10 @@
-"""The API as built, with its safety taken off: no token check, no audit trail, no rate or
-waiter limits. The anchor of ``bench/api.py``; never served anywhere else.
+"""The two APIs ``bench/api.py`` compares, served the same way so that only their safety
+differs: ``guarded`` is the API as built; ``unguarded`` is the same app with its safety taken
+off (no token check, no audit trail, no rate or waiter limits), the anchor, never served
+anywhere else.
 
-    gunicorn bench.api_unguarded:app      (settings from ORCH_* in the environment)
+    gunicorn 'bench.api_apps:guarded()'      (settings from ORCH_* in the environment)
+    gunicorn 'bench.api_apps:unguarded()'
 """
 
 from __future__ import annotations
@@ -27,4 +30,9 @@ def _module_of(func: object) -> str:
     return str(getattr(owner or func, "__module__", ""))
 
 
-app = unguarded_app(Settings())
+def guarded() -> Flask:
+    return create_app(Settings())
+
+
+def unguarded() -> Flask:
+    return unguarded_app(Settings())
