@@ -279,3 +279,21 @@ class ProvisionParams(JobParams):
             pool=self.disk.disk_pool,
             base_image=base,
         )
+
+
+# How the fields of the domain spec a provision makes are named in its own parameters.
+_SPEC_FIELDS = (
+    ("params.networks.0.source", "params.network"),
+    ("params.networks.0", "params.network"),
+    ("params.disks.0", "params.disk"),
+    ("params.disks", "params.disk"),
+)
+
+
+def provision_field(spec_field: str) -> str:
+    """The ``vm.provision`` parameter behind a field of its domain spec: an error about
+    ``params.networks.0.source`` names ``params.network``, the one the request has."""
+    for spec_prefix, own in _SPEC_FIELDS:
+        if spec_field == spec_prefix or spec_field.startswith(spec_prefix + "."):
+            return own + spec_field[len(spec_prefix) :]
+    return spec_field
