@@ -37,11 +37,14 @@ class GuestAddress:
         return asdict(self)
 
 
-def guest_addresses(domain: libvirt.virDomain) -> list[GuestAddress]:
-    """The addresses of the first source that reports any; none for a domain not running."""
+def guest_addresses(
+    domain: libvirt.virDomain, live_xml: ET.Element | None = None
+) -> list[GuestAddress]:
+    """The addresses of the first source that reports any; none for a domain not running.
+    ``live_xml``: the domain's live XML, when the caller has parsed it already."""
     if not domain.isActive():
         return []
-    agent = _agent_connected(domain)
+    agent = _agent_connected(domain, live_xml)
     for name, source in SOURCES:
         if name == "agent" and not agent:
             continue  # asking a guest without a running agent only waits for its timeout
@@ -85,11 +88,12 @@ def _is_loopback_of_guest(address: str, source: str) -> bool:
     return source == "agent" and (address.startswith("127.") or address == "::1")
 
 
-def _agent_connected(domain: libvirt.virDomain) -> bool:
+def _agent_connected(domain: libvirt.virDomain, root: ET.Element | None) -> bool:
     """Whether the domain has a guest agent channel that qemu sees connected."""
-    try:
-        root = ET.fromstring(domain.XMLDesc(0))
-    except libvirt.libvirtError:
-        return False
+    if root is None:
+        try:
+            root = ET.fromstring(domain.XMLDesc(0))
+        except libvirt.libvirtError:
+            return False
     target = root.find(_AGENT_CHANNEL)
     return target is not None and target.get("state") == "connected"

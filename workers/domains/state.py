@@ -43,7 +43,7 @@ def describe_domain(domain: libvirt.virDomain) -> dict[str, Any]:
     state, _max_kib, memory_kib, vcpus, _cpu_time = domain.info()
     root = ET.fromstring(domain.XMLDesc(0))
     persistent = bool(domain.isPersistent())
-    addresses = guest_addresses(domain) if state == libvirt.VIR_DOMAIN_RUNNING else []
+    addresses = guest_addresses(domain, root) if state == libvirt.VIR_DOMAIN_RUNNING else []
     address = primary_address(addresses)
     return {
         "name": domain.name(),
