@@ -67,8 +67,8 @@ def placement_request(
 
 
 def domain_request(spec: DomainSpec) -> PlacementRequest:
-    """vCPUs (1 when the spec leaves them to the OS variant), memory, and the new volumes'
-    capacity per pool. Disks given by path name no pool: the worker confines them, and the
+    """vCPUs (1 when the spec leaves them to the OS variant), memory, the new volumes'
+    capacity per pool, and the CPU mode when the spec names one. Disks given by path name no pool: the worker confines them, and the
     pool's free space is checked when they are made."""
     disk: dict[str, int] = {}
     for device in spec.disks:
@@ -76,7 +76,12 @@ def domain_request(spec: DomainSpec) -> PlacementRequest:
         if isinstance(source, NewVolumeSource):
             size = math.ceil(source.size_gib * GIB)
             disk[source.pool] = disk.get(source.pool, 0) + size
-    return PlacementRequest(vcpus=spec.vcpus or 1, memory_mib=spec.memory_mib, disk_bytes=disk)
+    return PlacementRequest(
+        vcpus=spec.vcpus or 1,
+        memory_mib=spec.memory_mib,
+        disk_bytes=disk,
+        cpu_mode=spec.cpu.mode if spec.cpu else None,
+    )
 
 
 def with_hints(request: PlacementRequest, hints: PlacementHints | None) -> PlacementRequest:

@@ -36,9 +36,10 @@ def capacity_from_beat(
 
 
 def allocated_from_beat(beat: Mapping[str, Any]) -> Resources:
-    """``allocated`` {vcpus, memory_mib, disk_bytes} (beside ``capacity`` or in it)."""
+    """``allocated`` {vcpus, memory_mib, disk_bytes_by_pool} (beside ``capacity`` or in it);
+    ``disk_bytes`` counts per pool when it is a mapping."""
     allocated = _mapping(beat.get("allocated", _mapping(beat.get("capacity")).get("allocated")))
-    disk = allocated.get("disk_bytes")
+    disk = allocated.get("disk_bytes_by_pool", allocated.get("disk_bytes"))
     per_pool = {str(k): _int(v) for k, v in disk.items()} if isinstance(disk, Mapping) else {}
     return Resources(_int(allocated.get("vcpus")), _int(allocated.get("memory_mib")), per_pool)
 

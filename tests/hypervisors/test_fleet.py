@@ -1,0 +1,130 @@
+"""Placement across four test-driver hypervisors, each served by its own worker: spread and
+pack, the operator's states, a killed worker, concurrent requests, refusals that explain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.hypervisors.conftest import NODES, Fleet, define_body
+
+
+def test_the_registry_lists_every_hypervisor_with_capacity_state_and_claims(fleet: Fleet) -> None:
+    listed = fleet.user.hypervisors()
+    for name, node in NODES.items():
+        item = listed[name]
+        assert (item["state"], item["alive"]) == ("up", True)
+        assert item["capacity"]["cpus"] == node.cpus
+        assert item["capacity"]["memory_mib"] == node.memory_mib
+        assert set(item["capacity"]["pools"]) == set(node.pools)
+        assert item["claims"] == {"vcpus": 0, "memory_mib": 0, "disk_bytes": {}, "provisioning": 0}
+    spare = listed["hv-spare"]
+    assert (spare["state"], spare["alive"], spare["declared"]) == ("down", False, True)
+    assert spare["labels"] == {"rack": "r9"}
+    assert spare["libvirt_uri"] == "qemu+ssh://spare/system"
+
+
+def test_changing_a_hypervisor_needs_the_hypervisors_admin_scope(fleet: Fleet) -> None:
+    refused = fleet.user.patch("hv-a", {"state": "disabled"})
+    assert refused.status_code == 403
+    assert refused.json()["required_scopes"] == ["hypervisors:admin"]
+    assert fleet.user.hypervisors()["hv-a"]["state"] == "up"
+
+    for bad in ({}, {"state": "down"}, {"labels": {"bad key": "x"}}, {"colour": "red"}):
+        assert fleet.operator.patch("hv-a", bad).status_code == 422, bad
+    assert fleet.operator.patch("nosuch", {"state": "up"}).status_code == 404
+
+    changed = fleet.operator.patch("hv-a", {"labels": {"zone": "z2", "rack": "r1"}})
+    assert changed.status_code == 200
+    assert changed.json()["labels"] == {"zone": "z2", "rack": "r1"}
+    assert changed.json()["state"] == "up"
+    # The one hypervisor in zone z2 takes the VM, though spread would prefer hv-c.
+    placed = fleet.user.post_job(define_body("zoned", placement={"zone": "z2"}))
+    assert placed.status_code == 202, placed.text
+    assert placed.json()["hypervisor"] == "hv-a"
+    done = fleet.user.wait_job(placed.json()["id"])
+    assert done["state"] == "succeeded", done["error"]
+
+
+def _domains(item: dict[str, Any]) -> set[str]:
+    return {domain["name"] for domain in item["capacity"].get("domains") or []}
+
+
+def _landed(fleet: Fleet, body: dict[str, Any]) -> dict[str, Any]:
+    accepted = fleet.user.post_job(body)
+    assert accepted.status_code == 202, accepted.text
+    done = fleet.user.wait_job(accepted.json()["id"])
+    assert done["state"] == "succeeded", done["error"]
+    return done
+
+
+def test_spread_takes_the_most_free_memory_and_pack_the_least_and_libvirt_shows_the_vm(
+    fleet: Fleet,
+) -> None:
+    spread = _landed(fleet, define_body("spread-1"))
+    packed = _landed(fleet, define_body("pack-1", placement={"strategy": "pack"}))
+    # hv-d has the most room but no pool "default"; of the others hv-c has the most free
+    # memory and hv-b the least.
+    assert (spread["hypervisor"], packed["hypervisor"]) == ("hv-c", "hv-b")
+    queued = [
+        e
+        for e in fleet.user.request("GET", f"/v1/jobs/{spread['id']}/events").json()["items"]
+        if e["state"] == "queued"
+    ]
+    assert queued[0]["message"].startswith("placed on hv-c (spread): 5 hosts, 3 passed")
+    assert "state removed 1 (down: hv-spare)" in queued[0]["message"]
+    assert "pool removed 1 (hv-d)" in queued[0]["message"]
+
+    # Once the heartbeat lists the new domain, its room counts as allocated, not claimed.
+    listed = fleet.until(
+        lambda: (
+            (hvs := fleet.user.hypervisors())
+            and "spread-1" in _domains(hvs["hv-c"])
+            and hvs["hv-c"]["claims"]["memory_mib"] == 0
+            and hvs
+        ),
+        "hv-c lists spread-1 and its claim is released",
+    )
+    assert listed["hv-c"]["allocated"]["memory_mib"] == 1024
+    assert listed["hv-c"]["allocated"]["vcpus"] == 1
+    assert "pack-1" in _domains(fleet.until(lambda: fleet.user.hypervisors()["hv-b"], "hv-b"))
+
+
+def test_when_nothing_fits_the_409_names_each_filter_and_the_closest_host(fleet: Fleet) -> None:
+    refused = fleet.user.post_job(define_body("huge", memory_mib=20000))
+    assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["title"] == "No hypervisor fits"
+    removed = {f["filter"]: f["removed"] for f in problem["placement"]["filters"]}
+    assert removed == {
+        "state": 1,
+        "vcpus": 0,
+        "memory": 3,
+        "pool": 1,
+        "disk": 0,
+        "provisioning": 0,
+    }
+    # Every up hypervisor fails one filter; hv-c misses the least of what was asked.
+    closest = problem["placement"]["closest"]
+    assert closest["name"] == "hv-c"
+    assert closest["lacks"] == [
+        {"filter": "memory", "lack": "needs 4128 MiB more memory under ratio 1.0"}
+    ]
+    assert "state removed 1 (down: hv-spare)" in problem["detail"]
+    assert "memory removed 3 (hv-a, hv-b, hv-c)" in problem["detail"]
+    assert "pool removed 1 (hv-d)" in problem["detail"]
+    assert fleet.user.request("GET", "/v1/jobs").json()["items"] == []
+
+
+def test_a_dry_run_shows_the_decision_per_filter_and_claims_nothing(fleet: Fleet) -> None:
+    answer = fleet.user.post_job(define_body("preview", memory_mib=4096), dry_run="true")
+    assert answer.status_code == 200, answer.text
+    preview = answer.json()
+    assert preview["dry_run"] is True and preview["hypervisor"] == "hv-c"
+    assert "<name>preview</name>" in preview["xml"]
+    decision = preview["placement"]
+    assert decision["chosen"] == "hv-c"
+    assert [c["name"] for c in decision["candidates"]] == ["hv-c", "hv-a"]
+    memory = next(f for f in decision["filters"] if f["filter"] == "memory")
+    assert memory == {"filter": "memory", "removed": 1, "hosts": ["hv-b"]}
+    assert all(item["claims"]["memory_mib"] == 0 for item in fleet.user.hypervisors().values())
+    assert fleet.user.request("GET", "/v1/jobs").json()["items"] == []
