@@ -3,6 +3,7 @@ pack, the operator's states, a killed worker, concurrent requests, refusals that
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.hypervisors.conftest import NODES, Fleet, define_body
@@ -128,3 +129,97 @@ def test_a_dry_run_shows_the_decision_per_filter_and_claims_nothing(fleet: Fleet
     assert memory == {"filter": "memory", "removed": 1, "hosts": ["hv-b"]}
     assert all(item["claims"]["memory_mib"] == 0 for item in fleet.user.hypervisors().values())
     assert fleet.user.request("GET", "/v1/jobs").json()["items"] == []
+
+
+def _hypervisors_of(fleet: Fleet, bodies: list[dict[str, Any]]) -> set[str]:
+    return {_landed(fleet, body)["hypervisor"] for body in bodies}
+
+
+def test_a_disabled_hypervisor_gets_nothing_and_a_draining_one_finishes_its_jobs(
+    fleet: Fleet,
+) -> None:
+    assert fleet.operator.patch("hv-c", {"state": "disabled"}).json()["state"] == "disabled"
+    # Spread would choose hv-c; it now goes to the next best, and work that needs no room
+    # avoids hv-c too.
+    assert _hypervisors_of(fleet, [define_body(f"off-{i}") for i in range(3)]) == {"hv-a"}
+    pings = _hypervisors_of(fleet, [{"kind": "ping"} for _ in range(8)])
+    assert "hv-c" not in pings and pings
+    named = fleet.user.post_job({**define_body("named"), "hypervisor": "hv-c"})
+    assert named.status_code == 409
+    assert named.json()["state"] == "disabled" and "hv-c is disabled" in named.json()["detail"]
+
+    slow = fleet.user.post_job({"kind": "ping", "params": {"delay": 3}, "hypervisor": "hv-a"})
+    fleet.until(
+        lambda: fleet.user.hypervisors()["hv-a"]["running_jobs"] == 1, "hv-a runs the slow ping"
+    )
+    assert fleet.operator.patch("hv-a", {"state": "draining"}).json()["state"] == "draining"
+    refused = fleet.user.post_job({"kind": "ping", "hypervisor": "hv-a"})
+    assert refused.status_code == 409 and refused.json()["state"] == "draining"
+    assert _hypervisors_of(fleet, [define_body("elsewhere")]) == {"hv-b"}
+    finished = fleet.user.wait_job(slow.json()["id"])
+    assert (finished["state"], finished["hypervisor"]) == ("succeeded", "hv-a")
+    assert fleet.user.hypervisors()["hv-a"]["state"] == "draining"
+
+    assert fleet.operator.patch("hv-c", {"state": "up"}).json()["state"] == "up"
+    assert _hypervisors_of(fleet, [define_body("back")]) == {"hv-c"}
+
+
+def test_a_killed_workers_hypervisor_goes_down_stays_listed_and_gets_nothing_new(
+    fleet: Fleet,
+) -> None:
+    fleet.stack.workers["hv-c"].kill()
+    down = fleet.until(
+        lambda: (item := fleet.user.hypervisors()["hv-c"])["state"] == "down" and item,
+        "hv-c goes down",
+    )
+    assert down["alive"] is False and down["capacity"]["cpus"] == NODES["hv-c"].cpus
+    assert _hypervisors_of(fleet, [define_body(f"after-{i}") for i in range(2)]) == {"hv-a"}
+    named = fleet.user.post_job({**define_body("named"), "hypervisor": "hv-c"})
+    assert named.status_code == 409 and named.json()["state"] == "down"
+
+
+# VMs of 1 vCPU and 1024 MiB each host has room for: memory binds (free memory / 1024).
+ROOM = {"hv-a": 7, "hv-b": 3, "hv-c": 15}
+
+
+def _within_ratios(item: dict[str, Any]) -> bool:
+    node = NODES[item["name"]]
+    used = item["allocated"] or {"vcpus": 0, "memory_mib": 0}
+    claims = item["claims"]
+    vcpus = used["vcpus"] + claims["vcpus"]
+    memory = used["memory_mib"] + claims["memory_mib"]
+    return vcpus <= node.cpus * 4.0 and memory <= node.memory_mib * 1.0 - 512
+
+
+def test_fifty_concurrent_requests_never_push_a_hypervisor_past_its_ratios(fleet: Fleet) -> None:
+    bodies = [define_body(f"burst-{i:02d}") for i in range(50)]
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(fleet.user.post_job, bodies))
+    accepted = [a.json() for a in answers if a.status_code == 202]
+    refused = [a.json() for a in answers if a.status_code != 202]
+    assert all(p["status"] == 409 and p["placement"]["placed"] is False for p in refused)
+    assert 0 < len(accepted) <= sum(ROOM.values())
+    for job in accepted:
+        assert fleet.user.wait_job(job["id"])["state"] == "succeeded"
+    assert all(_within_ratios(fleet.user.hypervisors()[name]) for name in ROOM)
+
+    # Filled up one request at a time, each host holds exactly the VMs its ratios allow.
+    index = 50
+    while (answer := fleet.user.post_job(define_body(f"fill-{index}"))).status_code == 202:
+        assert fleet.user.wait_job(answer.json()["id"])["state"] == "succeeded"
+        index += 1
+        assert index < 200
+    assert "memory removed 3" in answer.json()["detail"]
+    listed = fleet.until(
+        lambda: (
+            (hvs := fleet.user.hypervisors())
+            and all(hvs[name]["claims"]["memory_mib"] == 0 for name in ROOM)
+            and hvs
+        ),
+        "every claim released once the heartbeats show the domains",
+    )
+    for name, room in ROOM.items():
+        assert len(_domains(listed[name])) == room, name
+        assert listed[name]["allocated"]["memory_mib"] == room * 1024
+        assert _within_ratios(listed[name])
+    assert _domains(listed["hv-d"]) == set()
