@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import libvirt
@@ -59,10 +59,11 @@ class PoolSpace:
 
 class CapacityReader:
     """Reads capacity and allocation; remembers each disk's last capacity so that a read which
-    could not ask a busy domain still counts its disks."""
+    could not ask a busy domain (one starting, say) still counts its disks, asking the disk's
+    pool only for a disk it never saw."""
 
     def __init__(self) -> None:
-        self._disk_capacity: dict[str, int] = {}
+        self._disk_capacity: dict[str, int | None] = {}
 
     def read(self, conn: libvirt.virConnect) -> dict[str, Any]:
         """The heartbeat's ``capacity`` (with the domain registry) and ``allocated``."""
@@ -84,20 +85,20 @@ class CapacityReader:
 
     def _domains(self, conn: libvirt.virConnect) -> list[DomainUse]:
         uses = [_from_stats(conn, dom, stats) for dom, stats in _all_stats(conn)]
-        for use in uses:
-            for path, size in use.disks.items():
-                if size is not None:
-                    self._disk_capacity[path] = size
-        return [
-            DomainUse(
-                use.domain,
-                use.state,
-                use.vcpus,
-                use.memory_mib,
-                {p: self._disk_capacity.get(p) if s is None else s for p, s in use.disks.items()},
-            )
-            for use in uses
-        ]
+        earlier, self._disk_capacity = self._disk_capacity, {}  # forget disks now gone
+        return [replace(use, disks=self._known(conn, use.disks, earlier)) for use in uses]
+
+    def _known(
+        self,
+        conn: libvirt.virConnect,
+        disks: Mapping[str, int | None],
+        earlier: Mapping[str, int | None],
+    ) -> dict[str, int | None]:
+        for path, size in disks.items():
+            if size is None:
+                size = earlier[path] if path in earlier else _volume_capacity(conn, path)
+            self._disk_capacity[path] = size
+        return {path: self._disk_capacity[path] for path in disks}
 
 
 def read_capacity(conn: libvirt.virConnect) -> dict[str, Any]:

@@ -142,7 +142,7 @@ def probe_cpu_modes(conn: libvirt.virConnect, domain_type: str, arch: str) -> Cp
 
 def probe_domain_xml(domain_type: str, arch: str, candidate: str) -> str:
     root = ET.Element("domain", type=domain_type)
-    ET.SubElement(root, "name").text = f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}"
+    ET.SubElement(root, "name").text = f"{probe_name_prefix()}{uuid.uuid4().hex[:12]}"
     ET.SubElement(root, "memory", unit="KiB").text = str(_PROBE_MEMORY_KIB)
     ET.SubElement(root, "vcpu").text = "1"
     os_el = ET.SubElement(root, "os")
@@ -153,6 +153,11 @@ def probe_domain_xml(domain_type: str, arch: str, candidate: str) -> str:
     devices = ET.SubElement(root, "devices")
     ET.SubElement(devices, "memballoon", model="none")
     return ET.tostring(root, encoding="unicode")
+
+
+def probe_name_prefix() -> str:
+    """How this process's probe domains are named: an operator seeing one knows whose it is."""
+    return f"{PROBE_PREFIX}{os.getpid()}-"
 
 
 def _start_probe(conn: libvirt.virConnect, xml: str) -> str | None:
