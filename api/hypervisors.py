@@ -64,7 +64,6 @@ def update(name: str) -> Response:
     with svc.sessions() as session:
         seen = any(beat["name"] == name for beat in svc.live.hypervisors())
         registry.change(session, name, change.state, change.labels, seen)
-    svc.submitter.placer.forget()
     return jsonify(_document(name))
 
 

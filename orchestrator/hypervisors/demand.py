@@ -49,6 +49,26 @@ class PlacementHints(BaseModel):
         return self
 
 
+def hints_json_schema() -> dict[str, Any]:
+    """The schema of :class:`PlacementHints` with its definitions written in place, for a
+    document that keeps only top-level models' definitions."""
+    schema = PlacementHints.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
 def needs_resources(kind: str) -> bool:
     return kind in RESOURCE_KINDS
 
@@ -68,8 +88,8 @@ def placement_request(
 
 def domain_request(spec: DomainSpec) -> PlacementRequest:
     """vCPUs (1 when the spec leaves them to the OS variant), memory, the new volumes'
-    capacity per pool, and the CPU mode when the spec names one. Disks given by path name no pool: the worker confines them, and the
-    pool's free space is checked when they are made."""
+    capacity per pool, and the CPU mode when the spec names one. Disks given by path name no
+    pool: the worker confines them, and the pool's free space is checked when they are made."""
     disk: dict[str, int] = {}
     for device in spec.disks:
         source = device.source

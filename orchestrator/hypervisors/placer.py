@@ -38,7 +38,9 @@ from orchestrator.placement.filters import LabelsFilter, StateFilter
 # makes the decision stale): the next decision sees it. Past this many, the fleet is changing
 # faster than decisions can be made, and the caller is told so.
 MAX_ATTEMPTS = 16
-# Jobs that make nothing read a view this old at most (placement of a VM reads a fresh one).
+# Jobs that make nothing read heartbeats this old at most, and no claims (placement of a VM
+# reads both fresh). The registry's states are read fresh for every job: an operator's
+# "disabled" holds from the next request on, in every API process.
 CACHE_SECONDS = 1.0
 
 
@@ -79,11 +81,7 @@ class Placer:
         self.claims = ClaimBook(live.redis)
         self.default_hypervisor = default_hypervisor
         self.policy = policy or PlacementPolicy()
-        self._cached: tuple[float, list[Entry], list[dict[str, Any]]] | None = None
-
-    def forget(self) -> None:
-        """Drop the cached registry: an operator just changed it."""
-        self._cached = None
+        self._cached: tuple[float, list[dict[str, Any]]] | None = None
 
     def place(
         self,
@@ -137,14 +135,19 @@ class Placer:
     def _snapshot(
         self, request: PlacementRequest | None, fresh: bool
     ) -> tuple[list[HostView], Mapping[str, HostClaims]]:
-        entries, beats = self._registry(fresh)
-        claims = self.claims.per_host({e.name for e in entries} | {b["name"] for b in beats})
+        """The hypervisors and their claims; ``fresh=False`` (a job that makes nothing) takes
+        recent heartbeats and no claims."""
+        entries, beats = self._entries(), self._beats(fresh)
+        claims: Mapping[str, HostClaims] = {}
+        if fresh:
+            claims = self.claims.per_host({e.name for e in entries} | {b["name"] for b in beats})
         return host_views(entries, beats, claims, request), claims
 
     def _place_named(
         self, named: str, kind: str, request: PlacementRequest, domain: str | None
     ) -> Placement:
-        hosts = {host.name: host for host in self.hosts(request, fresh=True)}
+        fresh = needs_resources(kind)
+        hosts = {host.name: host for host in self.hosts(request, fresh)}
         host = hosts.get(named)
         if host is None:
             if hosts:
@@ -173,7 +176,8 @@ class Placer:
     ) -> Placement:
         """Without Redis nobody knows who is alive or what is claimed: a job that names its
         hypervisor is taken on trust (unless an operator took that one out) and waits in the
-        outbox; one that makes a VM must be placed against the claims, so it is refused."""
+        outbox; one that makes a VM and names none must be placed against the claims, so it
+        is refused; any other goes to the default hypervisor, as before the registry."""
         if named is not None:
             entry = next((e for e in self._entries() if e.name == named), None)
             if entry is not None and entry.admin_state != AdminState.UP:
@@ -226,11 +230,11 @@ class Placer:
         # A job that makes no VM needs an up hypervisor with the labels asked, nothing more.
         return None if needs_resources(kind) else (StateFilter(), LabelsFilter())
 
-    def _registry(self, fresh: bool) -> tuple[list[Entry], list[dict[str, Any]]]:
+    def _beats(self, fresh: bool) -> list[dict[str, Any]]:
         now = time.monotonic()
         if fresh or self._cached is None or now - self._cached[0] > CACHE_SECONDS:
-            self._cached = (now, self._entries(), self.live.hypervisors())
-        return self._cached[1], self._cached[2]
+            self._cached = (now, self.live.hypervisors())
+        return self._cached[1]
 
     def _entries(self) -> list[Entry]:
         with self.sessions() as session:

@@ -4,17 +4,17 @@ its outbox row, and publish it."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.domains.dryrun import DRY_RUN_KINDS, dry_run_job
 from orchestrator.errors import InvalidInput
-from orchestrator.hypervisors.demand import PlacementHints, needs_resources
+from orchestrator.hypervisors.demand import PlacementHints, hints_json_schema, needs_resources
 from orchestrator.hypervisors.placer import Placement, Placer, describe
 from orchestrator.jobs import store as jobstore
 from orchestrator.jobs.lifecycle import JobState
@@ -42,9 +42,9 @@ class JobRequest(BaseModel):
         description="Where to run; omitted means placement chooses among the hypervisors "
         "that are up (for domain.define and vm.provision, among those with room for the VM).",
     )
-    placement: PlacementHints | None = Field(
-        None, description="How placement chooses when no hypervisor is named."
-    )
+    placement: Annotated[
+        PlacementHints | None, WithJsonSchema({"anyOf": [hints_json_schema(), {"type": "null"}]})
+    ] = Field(None, description="How placement chooses when no hypervisor is named.")
     on_worker_lost: Literal["rerun", "fail"] | None = Field(
         None,
         description="What to do when the worker dies mid-job: run a new attempt (only for kinds "
