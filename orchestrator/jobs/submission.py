@@ -88,18 +88,16 @@ class Submitter:
         new = jobstore.NewJob(
             kind.name, params, placement.hypervisor, submitter, idempotency_key, rerun
         )
-        try:
-            with self.sessions() as session:
+        with self.sessions() as session:
+            try:
                 job, created = jobstore.create_job(session, new)
-                if created and placement.claim is not None:
-                    self.placer.claims.bind(placement.claim, job.id)
-                elif placement.claim is not None:  # an earlier job answers: it has its own
-                    self.placer.claims.release(placement.claim)
-                if created:
-                    self._publish(session, job, describe(placement))
-        except BaseException:
-            _give_back(self.placer, placement)
-            raise
+            except BaseException:
+                _settle_claim(self.placer, placement, None)
+                raise
+            # An earlier job with this idempotency key answers: it has its own claim.
+            _settle_claim(self.placer, placement, job.id if created else None)
+            if created:
+                self._publish(session, job, describe(placement))
         return job, created
 
     def dry_run(self, request: JobRequest) -> dict[str, Any]:
@@ -141,13 +139,16 @@ class Submitter:
         job.state = JobState.QUEUED.value
 
 
-def _give_back(placer: Placer, placement: Placement) -> None:
-    """Release the claim of a job that was not stored. Once stored, the claim is the
-    recorder's to release; a failure to release here leaves it to the recorder's sweep."""
+def _settle_claim(placer: Placer, placement: Placement, job_id: str | None) -> None:
+    """Bind the placement's claim to the job stored, or release it when none was. The job is
+    stored either way: a claim Redis could not settle is left to the recorder's sweep."""
     if placement.claim is None:
         return
     try:
-        placer.claims.release(placement.claim)
+        if job_id is None:
+            placer.claims.release(placement.claim)
+        else:
+            placer.claims.bind(placement.claim, job_id)
     except redis.RedisError as exc:
         log.warning("claim %s left to the recorder: %s", placement.claim, exc)
 
