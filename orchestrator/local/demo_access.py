@@ -9,7 +9,10 @@ It runs last: once a token exists, every request needs one. The demo keeps its o
 from __future__ import annotations
 
 import subprocess
+import time
 from typing import Any
+
+import requests
 
 from orchestrator.client import ApiClient, ApiError
 from orchestrator.local.demo_steps import Step
@@ -35,8 +38,22 @@ def _create_token(client: ApiClient, settings: Settings) -> dict[str, Any]:
     if made.returncode != 0:
         raise ApiError({"status": made.returncode, "detail": made.stderr.strip()})
     DemoToken.secret = made.stdout.strip()
+    _wait_until_tokens_are_asked_for(settings)
     shown = f"{DemoToken.secret[:9]}… (printed once by the command, kept only as a SHA-256)"
     return _shown({"command": f"orchestrator {' '.join(args)}", "secret": shown})
+
+
+def _wait_until_tokens_are_asked_for(settings: Settings, timeout: float = 10.0) -> None:
+    """Each API process notices the first token within a few seconds (it caches "no token
+    exists" briefly, to spare a SQL read per request)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if requests.get(f"{settings.resolved_api_url}/v1/jobs", timeout=5).status_code == 401:
+            return
+        time.sleep(0.2)
+    raise ApiError(
+        {"status": 500, "detail": f"the API still answers without a token after {timeout}s"}
+    )
 
 
 def _submit_with_token(client: ApiClient, settings: Settings) -> dict[str, Any]:
