@@ -98,8 +98,8 @@ def up(flower: bool) -> None:
         click.echo(f"API     {settings.resolved_api_url}")
         if flower:
             click.echo(f"Flower  {stack.flower_url}")
-        click.echo(f"Redis   {settings.resolved_redis_url}")
-        click.echo(f"SQL     {settings.resolved_database_url}")
+        click.echo(f"Redis   {_without_password(settings.resolved_redis_url)}")
+        click.echo(f"SQL     {_without_password(settings.resolved_database_url)}")
         click.echo(f"Logs    {stack.logs}")
         click.echo("Ctrl-C stops everything.")
         stop.wait()
@@ -187,3 +187,10 @@ def _attach_subcommands() -> None:
 
 
 _attach_subcommands()
+
+
+def _without_password(url: str) -> str:
+    """``url`` as it may be printed: a password in it shows as ``***``."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

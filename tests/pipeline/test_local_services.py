@@ -73,3 +73,11 @@ def test_flower_with_basic_auth_asks_for_it(tmp_path: Path, redis_server: str) -
     finally:
         stack.stop()
     assert not port_open(settings.flower_port)()
+
+
+def test_orchestrator_up_prints_service_urls_without_their_passwords() -> None:
+    from orchestrator.cli import _without_password
+
+    shown = _without_password("redis://:s3cret-pass@127.0.0.1:6399/0")
+    assert shown == "redis://:***@127.0.0.1:6399/0"
+    assert "s3cret" not in _without_password("postgresql+psycopg://orch:s3cret@db/orch")
