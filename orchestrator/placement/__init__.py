@@ -15,7 +15,6 @@ from orchestrator.placement.decision import (
     explain,
 )
 from orchestrator.placement.filters import Filter, Lack, default_filters
-from orchestrator.placement.heartbeats import choose_hypervisor
 from orchestrator.placement.hosts import Capacity, HostState, HostView, PoolCapacity, Resources
 from orchestrator.placement.policy import PlacementPolicy
 from orchestrator.placement.request import Group, GroupPolicy, PlacementRequest, Strategy
@@ -41,7 +40,6 @@ __all__ = [
     "PoolCapacity",
     "Resources",
     "Strategy",
-    "choose_hypervisor",
     "default_filters",
     "explain",
     "place",

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.errors import InvalidInput
 from orchestrator.placement.hosts import Capacity, PoolCapacity, Resources
 from orchestrator.placement.request import PlacementRequest
 
@@ -42,25 +41,6 @@ def allocated_from_beat(beat: Mapping[str, Any]) -> Resources:
     disk = allocated.get("disk_bytes_by_pool", allocated.get("disk_bytes"))
     per_pool = {str(k): _int(v) for k, v in disk.items()} if isinstance(disk, Mapping) else {}
     return Resources(_int(allocated.get("vcpus")), _int(allocated.get("memory_mib")), per_pool)
-
-
-def choose_hypervisor(
-    requested: str | None, hypervisors: list[dict[str, Any]], default: str
-) -> str:
-    """The rule used before the registry, for callers with heartbeats alone: the requested
-    hypervisor if it is known, else the live one with the most free memory, else ``default``."""
-    if requested is not None:
-        known = {hv["name"] for hv in hypervisors}
-        if known and requested not in known:
-            raise InvalidInput(
-                f"unknown hypervisor {requested!r}; known: {', '.join(sorted(known))}",
-                errors=[{"field": "hypervisor", "message": "must name a known hypervisor"}],
-            )
-        return requested
-    alive = [hv for hv in hypervisors if hv.get("alive")]
-    if not alive:
-        return default
-    return max(alive, key=lambda hv: (hv.get("capacity") or {}).get("free_memory_mib", 0))["name"]
 
 
 def _pools(raw: Any, request: PlacementRequest | None) -> dict[str, PoolCapacity]:
