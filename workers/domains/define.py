@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import libvirt
 
 from orchestrator.domains.domxml import ResolvedSpec, fill_defaults, render_domain_xml
+from orchestrator.domains.domxml.os_boot import Phase
 from orchestrator.domains.dryrun import PlannedVolume, planned_volumes
 from orchestrator.domains.hostpaths import host_paths
 from orchestrator.domains.osinfo import GENERIC, Resolution, resolve_os_variant
@@ -31,7 +32,12 @@ from workers.domains.disks import (
     paths_to_create,
 )
 from workers.domains.display_password import read_display_password, with_display_password
-from workers.domains.host import check_host_limits, check_networks, host_defaults
+from workers.domains.host import (
+    check_defined_cpu,
+    check_host_limits,
+    check_networks,
+    host_defaults,
+)
 from workers.domains.record import (
     describe_differences,
     read_spec_record,
@@ -43,10 +49,14 @@ from workers.domains.seed import build_seed, seed_directory, seed_file_name
 from workers.domains.state import describe_domain, find_domain
 from workers.storage.managed import HostConfinement
 
+# Tried in turn while libvirt calls them unsupported (the test driver knows no NVRAM), then a
+# plain undefine. Fewer flags lose nothing: libvirt refuses, with another error, to undefine a
+# domain that has a managed save or NVRAM without the flag that removes it.
 _UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
 )
 # A worker's first jobs would each parse the whole osinfo-db at once (threads, one GIL); one
 # parses it, the others wait for its result.
@@ -84,16 +94,42 @@ def define_domain(conn: libvirt.virConnect, xml: str) -> libvirt.virDomain:
         raise JobFailed(f"libvirt refused the domain definition: {exc}") from None
 
 
+def definition_xml(spec: DomainSpec, resolved: ResolvedSpec, phase: Phase = "final") -> str:
+    """The XML handed to libvirt for ``phase``: secrets revealed, ``spec`` recorded in it."""
+    return with_spec_record(render_domain_xml(resolved, phase=phase, reveal_secrets=True), spec)
+
+
+def define_after_install(
+    conn: libvirt.virConnect, spec: DomainSpec, resolved: ResolvedSpec, domain: libvirt.virDomain
+) -> None:
+    """Define the form an installing ``domain`` boots once its installer is done: the disk, not
+    the media. Under the domain's own UUID: a spec without one leaves it to libvirt, which
+    takes a definition of the same name without it for another domain and refuses it."""
+    define_domain(conn, definition_xml(spec, replace(resolved, uuid=domain.UUIDString())))
+
+
 def undefine_domain(domain: libvirt.virDomain) -> None:
-    """Stop the domain if it runs, then remove its definition (and managed save, NVRAM)."""
+    """Stop the domain if it runs, then remove its definition, with its managed save, snapshot
+    metadata and NVRAM wherever the driver knows them."""
     if domain.isActive():
         domain.destroy()
-    domain.undefineFlags(_UNDEFINE_FLAGS)
+    for flags in _UNDEFINE_FLAGS:
+        try:
+            domain.undefineFlags(flags)
+            return
+        except libvirt.libvirtError as exc:
+            if not _unsupported_flags(exc):
+                raise
+    domain.undefine()
+
+
+def _unsupported_flags(exc: libvirt.libvirtError) -> bool:
+    return exc.get_error_code() in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT)
 
 
 def ensure_domain(ctx: JobContext, spec: DomainSpec) -> dict[str, Any]:
     """The ``domain.define`` job: the domain as ``spec`` says, running when ``spec.start``."""
-    resolution = _resolve_os_variant(spec)
+    resolution = resolve_os_variant_of(spec)
     if resolution.substituted:
         ctx.event(
             f"os variant {resolution.requested} resolved to {resolution.variant.short_id}",
@@ -102,7 +138,7 @@ def ensure_domain(ctx: JobContext, spec: DomainSpec) -> dict[str, Any]:
     existing = find_domain(ctx.libvirt, spec.name)
     if existing is not None:
         return _accept_existing(ctx, spec, existing, resolution)
-    plan = _plan(ctx, spec, resolution)
+    plan = plan_domain(ctx, spec, resolution)
     for note in plan.resolved.notes:
         ctx.event(note, level="warning")
     volumes = create_volumes(ctx, plan.volumes)
@@ -118,7 +154,9 @@ def ensure_domain(ctx: JobContext, spec: DomainSpec) -> dict[str, Any]:
     }
 
 
-def _resolve_os_variant(spec: DomainSpec) -> Resolution:
+def resolve_os_variant_of(spec: DomainSpec) -> Resolution:
+    """The osinfo variant ``spec.os_variant`` names (``generic`` when it names none), and
+    whether another stood in for it; a name osinfo-db does not know is InvalidInput."""
     key = spec.os_variant or "generic"
     if key in _GENERIC_NAMES:
         return Resolution(GENERIC, key)  # needs nothing from osinfo-db: skip parsing it
@@ -126,7 +164,10 @@ def _resolve_os_variant(spec: DomainSpec) -> Resolution:
         return resolve_os_variant(key)
 
 
-def _plan(ctx: JobContext, spec: DomainSpec, resolution: Resolution) -> DomainPlan:
+def plan_domain(ctx: JobContext, spec: DomainSpec, resolution: Resolution) -> DomainPlan:
+    """Check ``spec`` against the hypervisor (host paths, limits and CPU, networks, pools and
+    new volumes) and resolve it with the host's defaults; creates nothing. A refusal is
+    InvalidInput, Forbidden or Conflict naming the spec's field."""
     conn = ctx.libvirt
     confine = HostConfinement(conn, ctx.settings)
     check_host_paths(confine, spec)
@@ -153,16 +194,10 @@ def _define_and_start(
     ctx: JobContext, spec: DomainSpec, resolved: ResolvedSpec
 ) -> libvirt.virDomain:
     conn = ctx.libvirt
-    final = with_spec_record(render_domain_xml(resolved, reveal_secrets=True), spec)
     install = resolved.has_install_phase
-    first = final
-    if install:
-        # As virt-install: boot the installer from a definition that stops at its reboot, then
-        # define the final one, which the next start boots.
-        first = with_spec_record(
-            render_domain_xml(resolved, phase="install", reveal_secrets=True), spec
-        )
-    domain = define_domain(conn, first)
+    # As virt-install: boot the installer from a definition that stops at its reboot, then
+    # define the final one, which the next start boots.
+    domain = define_domain(conn, definition_xml(spec, resolved, "install" if install else "final"))
     ctx.created(f"domain {spec.name}", lambda: undefine_domain(domain))
     ctx.event(f"defined domain {spec.name} ({resolved.domain_type}, {resolved.boot.machine})")
     if spec.autostart:
@@ -170,13 +205,14 @@ def _define_and_start(
     if spec.start:
         _start(ctx, domain)
         if install:
-            define_domain(conn, final)
+            define_after_install(conn, spec, resolved, domain)
     elif install:
         ctx.event("defined for installing: domain.start boots the installation media")
     return domain
 
 
 def _start(ctx: JobContext, domain: libvirt.virDomain) -> None:
+    check_defined_cpu(ctx.resources.host_facts.get(ctx.libvirt), domain)
     try:
         domain.create()
     except libvirt.libvirtError as exc:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import libvirt
+from pydantic import ValidationError
 
 from orchestrator.domains.domxml import HostDefaults
 from orchestrator.domains.spec import CpuSpec, DomainSpec
@@ -147,16 +148,52 @@ def check_host_limits(facts: HostFacts, spec: DomainSpec) -> None:
 def check_cpu(facts: HostFacts, spec: DomainSpec) -> None:
     """InvalidInput naming the modes that boot when ``spec.cpu`` is one seen failing to start:
     qemu would otherwise abort with an assertion (nested KVM and host-passthrough)."""
-    modes = facts.cpu_modes
-    refused = modes.refusal(spec.cpu) if modes is not None and spec.cpu is not None else None
+    refusal = _cpu_refusal(facts.cpu_modes, spec.cpu)
+    if refusal is not None:
+        raise InvalidInput.of("params.cpu", refusal)
+
+
+def check_defined_cpu(facts: HostFacts, domain: libvirt.virDomain) -> None:
+    """The same refusal for a domain already defined, before it is started: its definition
+    may predate what the worker learned, or come from elsewhere."""
+    root = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    refusal = _cpu_refusal(facts.cpu_modes, _defined_cpu(root.find("cpu")))
+    if refusal is not None:
+        raise InvalidInput.of(
+            "params.name",
+            f"domain {domain.name()}: {refusal}; its definition needs one of them to start here",
+        )
+
+
+def _cpu_refusal(modes: CpuModes | None, cpu: CpuSpec | None) -> str | None:
+    refused = modes.refusal(cpu) if modes is not None and cpu is not None else None
     if modes is None or refused is None:
-        return
+        return None
     boots = ", ".join(modes.boots) or "none"
-    raise InvalidInput.of(
-        "params.cpu",
+    return (
         f"cpu {refused} does not boot on this hypervisor (a probe domain with it failed to "
-        f"start: {modes.refused[refused]}); CPUs that boot here, best first: {boots}",
+        f"start: {modes.refused[refused]}); CPUs that boot here, best first: {boots}"
     )
+
+
+def _defined_cpu(element: ET.Element | None) -> CpuSpec | None:
+    """A definition's ``<cpu>`` as a spec; None when it has none or one no candidate can be
+    (another mode, a model without a name): nothing is known against it."""
+    if element is None:
+        return None
+    disabled = tuple(
+        f.get("name", "") for f in element.iterfind("feature") if f.get("policy") == "disable"
+    )
+    try:
+        return CpuSpec.model_validate(
+            {
+                "mode": element.get("mode", "custom"),
+                "model": element.findtext("model"),
+                "disabled_features": disabled,
+            }
+        )
+    except ValidationError:
+        return None
 
 
 def check_networks(conn: libvirt.virConnect, spec: DomainSpec) -> None:

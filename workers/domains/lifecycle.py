@@ -15,6 +15,7 @@ import libvirt
 from orchestrator.errors import Conflict, JobFailed
 from workers.context import JobContext
 from workers.domains.define import undefine_domain
+from workers.domains.host import HostFacts, check_defined_cpu
 from workers.domains.state import state_of
 from workers.storage.managed import HostConfinement
 from workers.storage.volumes import delete_volume, domains_using
@@ -22,12 +23,16 @@ from workers.storage.volumes import delete_volume, domains_using
 Outcome = tuple[bool, str]
 
 
-def start(domain: libvirt.virDomain) -> Outcome:
+def start(domain: libvirt.virDomain, facts: HostFacts | None = None) -> Outcome:
+    """Start the domain unless it runs. With the host's ``facts``, a domain whose CPU failed to
+    boot when the worker probed it is refused (422) instead: qemu would abort as it starts."""
     state = state_of(domain)
     if state == "paused":
         raise Conflict(f"domain {domain.name()} is paused; resume it (domain.resume)")
     if domain.isActive():
         return False, f"domain {domain.name()} is already running"
+    if facts is not None:
+        check_defined_cpu(facts, domain)
     _call(domain.create, f"start domain {domain.name()}")
     return True, f"started domain {domain.name()}"
 

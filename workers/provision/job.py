@@ -15,12 +15,12 @@ from workers.domains.state import describe_domain, find_domain
 from workers.provision.readiness import wait_until_ready
 from workers.provision.steps import (
     StepClock,
+    check_and_plan,
     ensure_defined,
     ensure_disks,
     ensure_running,
     ensure_seed,
     first_mac,
-    plan_domain,
     require_same_spec,
 )
 
@@ -33,7 +33,7 @@ def provision(ctx: JobContext, params: ProvisionParams) -> dict[str, Any]:
         domain = find_domain(ctx.libvirt, spec.name)
         if domain is not None:
             require_same_spec(domain, spec)
-        plan = plan_domain(ctx, spec)
+        plan = check_and_plan(ctx, spec)
     volumes: list[dict[str, object]] = []
     changed = domain is None
     if domain is None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import libvirt
 
-from orchestrator.domains.domxml import ResolvedSpec, render_domain_xml
+from orchestrator.domains.domxml import ResolvedSpec
+from orchestrator.domains.domxml.os_boot import Phase
 from orchestrator.domains.spec import DomainSpec
 from orchestrator.errors import Conflict, Forbidden, InvalidInput, JobFailed
 from orchestrator.kinds.provision import provision_field
@@ -24,9 +25,11 @@ from workers.context import JobContext
 from workers.domains import lifecycle
 from workers.domains.define import (
     DomainPlan,
-    _plan,
-    _resolve_os_variant,
+    define_after_install,
     define_domain,
+    definition_xml,
+    plan_domain,
+    resolve_os_variant_of,
     undefine_domain,
 )
 from workers.domains.disks import create_volumes
@@ -35,7 +38,6 @@ from workers.domains.record import (
     read_spec_record,
     record_differences,
     spec_record,
-    with_spec_record,
 )
 from workers.domains.seed import build_seed
 
@@ -60,17 +62,17 @@ class StepClock:
         )
 
 
-def plan_domain(ctx: JobContext, spec: DomainSpec) -> DomainPlan:
+def check_and_plan(ctx: JobContext, spec: DomainSpec) -> DomainPlan:
     """Every check ``domain.define`` makes against the hypervisor (paths, pools, base image,
     network, limits), and what it would create; nothing is created yet."""
-    resolution = _resolve_os_variant(spec)
+    resolution = resolve_os_variant_of(spec)
     if resolution.substituted:
         ctx.event(
             f"os variant {resolution.requested} resolved to {resolution.variant.short_id}",
             data={"requested": resolution.requested, "resolved": resolution.variant.short_id},
         )
     try:
-        plan = _plan(ctx, spec, resolution)
+        plan = plan_domain(ctx, spec, resolution)
     except (InvalidInput, Forbidden) as exc:
         raise _in_provision_terms(exc) from None
     for note in plan.resolved.notes:
@@ -120,13 +122,9 @@ def ensure_seed(ctx: JobContext, spec: DomainSpec, plan: DomainPlan) -> str | No
 def ensure_defined(ctx: JobContext, spec: DomainSpec, resolved: ResolvedSpec) -> libvirt.virDomain:
     """Define the domain, stopped. One with an install phase is first defined to boot its
     installer; :func:`ensure_running` defines the final form once that boot has begun."""
-    if resolved.has_install_phase:
-        rendered = render_domain_xml(resolved, phase="install", reveal_secrets=True)
-    else:
-        rendered = render_domain_xml(resolved, reveal_secrets=True)
-    xml = with_spec_record(rendered, spec)
-    domain = define_domain(ctx.libvirt, xml)
-    ctx.created(f"domain {spec.name}", lambda: _remove_domain(domain))
+    phase: Phase = "install" if resolved.has_install_phase else "final"
+    domain = define_domain(ctx.libvirt, definition_xml(spec, resolved, phase))
+    ctx.created(f"domain {spec.name}", lambda: undefine_domain(domain))
     ctx.event(f"defined domain {spec.name} ({resolved.domain_type}, {resolved.boot.machine})")
     return domain
 
@@ -135,23 +133,12 @@ def ensure_running(
     ctx: JobContext, domain: libvirt.virDomain, spec: DomainSpec, resolved: ResolvedSpec
 ) -> bool:
     """Start the domain unless it runs; whether it was started."""
-    changed, message = lifecycle.start(domain)
+    facts = ctx.resources.host_facts.get(ctx.libvirt)
+    changed, message = lifecycle.start(domain, facts)
     ctx.event(message)
     if changed and resolved.has_install_phase:
-        # The same UUID, or libvirt takes the final form for another domain of the same name.
-        final = render_domain_xml(replace(resolved, uuid=domain.UUIDString()), reveal_secrets=True)
-        define_domain(ctx.libvirt, with_spec_record(final, spec))
+        define_after_install(ctx.libvirt, spec, resolved, domain)
     return changed
-
-
-def _remove_domain(domain: libvirt.virDomain) -> None:
-    try:
-        undefine_domain(domain)
-    except libvirt.libvirtError as exc:
-        # Drivers without NVRAM or managed saves (the test driver) refuse those flags.
-        if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
-            raise
-        domain.undefine()
 
 
 def first_mac(described: dict[str, Any]) -> str | None:
