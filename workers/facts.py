@@ -31,7 +31,14 @@ def version_string(number: int) -> str:
 
 
 def leased_addresses(dom: libvirt.virDomain) -> list[str]:
-    """IPv4 addresses the libvirt network's DHCP leased to the running domain ``dom``."""
+    """IPv4 addresses the libvirt network's DHCP leased to the running domain ``dom``.
+
+    The heartbeat's capacity read uses these rather than
+    :func:`~workers.domains.addresses.guest_addresses`, which also asks a guest's agent: libvirt
+    waits on that through the guest (5 s for its sync, then without limit for the command,
+    behind any other agent call to the domain), and one wedged guest would stall the read that
+    placement needs fresh every few seconds.
+    """
     try:
         interfaces = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
     except libvirt.libvirtError:
