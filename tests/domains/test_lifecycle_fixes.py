@@ -144,10 +144,6 @@ def test_lifecycle_start_refuses_a_domain_whose_cpu_does_not_boot_here_before_st
     assert libvirt_state(vm_pool.conn, name) == libvirt.VIR_DOMAIN_SHUTOFF
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workers/handlers/domains.py does not pass the host's facts to lifecycle.start yet",
-)
 def test_starting_a_domain_whose_cpu_does_not_boot_here_is_a_422_naming_the_cpus_that_do(
     stack: RunningStack, vm_pool: VmPool
 ) -> None:

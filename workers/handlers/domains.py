@@ -34,7 +34,8 @@ def domain_define(ctx: JobContext, params: DomainDefineParams) -> dict[str, Any]
 @handles(DomainStartParams)
 def domain_start(ctx: JobContext, params: DomainStartParams) -> dict[str, Any]:
     domain = require_domain(ctx.libvirt, params.name)
-    return _report(ctx, domain, lifecycle.start(domain))
+    facts = ctx.resources.host_facts.get(ctx.libvirt)
+    return _report(ctx, domain, lifecycle.start(domain, facts))
 
 
 @handles(DomainShutdownParams)

@@ -152,7 +152,12 @@ def domains_using(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> li
     pool = volume.storagePoolLookupByVolume().name()
     users = []
     for domain in conn.listAllDomains():
-        root = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        try:
+            root = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue  # undefined while we listed (a transient domain that stopped): no user
+            raise
         for source in root.iterfind("devices/disk/source"):
             by_path = path in (source.get("file"), source.get("dev"))
             if by_path or (source.get("pool"), source.get("volume")) == (pool, name):
