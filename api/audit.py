@@ -26,12 +26,13 @@ log = logging.getLogger(__name__)
 bp = Blueprint("audit", __name__, url_prefix="/v1")
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# A caller over its rate limit gets a 429 for every request it goes on sending; recording each
-# would make a flood cost a SQL insert per request, the very load the limit sheds. One row per
-# caller and route per window (per API process) says enough.
-RATE_LIMITED = 429
+# A caller over its rate limit gets a 429, one without a live token a 401, for every request it
+# goes on sending; recording each would make a flood cost a SQL insert per request, the very
+# load the limit sheds. One row per caller (token name or address) and route per window, per
+# API process, says enough.
+FLOODABLE = frozenset({401, 429})
 RATE_LIMITED_WINDOW_SECONDS = 60.0
-_last_rate_limited: dict[tuple[str, str | None, str], float] = {}
+_last_rate_limited: dict[tuple[int, str, str | None, str], float] = {}
 _rate_limited_lock = threading.Lock()
 
 
@@ -61,7 +62,7 @@ def note_job(job_id: str | None, kind: str | None) -> None:
 @bp.after_app_request
 def _record(response: Response) -> Response:
     status = response.status_code
-    if status == RATE_LIMITED and not _first_in_window():
+    if status in FLOODABLE and not _first_in_window(status):
         return response
     if request.method in WRITES or status in audit.REFUSED:
         try:
@@ -74,9 +75,10 @@ def _record(response: Response) -> Response:
     return response
 
 
-def _first_in_window() -> bool:
-    """Whether this 429 is the caller's first on this route in the current window."""
-    key = (actor_name(), request.remote_addr, request.url_rule.rule if request.url_rule else "")
+def _first_in_window(status: int) -> bool:
+    """Whether this refusal is the caller's first of its kind on this route in the window."""
+    route = request.url_rule.rule if request.url_rule else ""
+    key = (status, actor_name(), request.remote_addr, route)
     now = time.monotonic()
     with _rate_limited_lock:
         if (

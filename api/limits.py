@@ -42,7 +42,7 @@ UNLIMITED_ENDPOINTS = frozenset({"health.health", "meta.openapi"})
 # through a worker, whose wait has a default).
 LONG_POLL_ENDPOINTS = frozenset({"jobs.show", "jobs.submit"})
 WORKER_READ_ENDPOINTS = frozenset(
-    {"storage.pools", "storage.pool_volumes", "domains.index", "domains.show"}
+    {"storage.pools", "storage.pool_volumes", "storage.volumes", "domains.index", "domains.show"}
 )
 UPLOAD_ENDPOINT = "storage.upload_content"
 

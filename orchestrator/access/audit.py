@@ -77,7 +77,7 @@ def parse_since(text: str) -> datetime:
     if text[:1].isdigit() and text[-1:] in "smhdw":
         try:
             return utcnow() - parse_duration(text)
-        except InvalidInput:
+        except (InvalidInput, OverflowError):  # OverflowError: before year 1
             pass
     try:
         return as_utc(datetime.fromisoformat(text)).astimezone(UTC)

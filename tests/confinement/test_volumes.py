@@ -5,6 +5,8 @@ leaves them are each refused with 403 before anything is written, deleted or cop
 from __future__ import annotations
 
 import hashlib
+import socket
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -231,3 +233,32 @@ def test_a_chain_inside_the_managed_pools_is_cloned_and_overlaid(
         "path": str(managed.path / "mid.qcow2"),
         "format": "qcow2",
     }
+
+
+def test_a_network_backing_file_is_refused_before_the_worker_connects_to_it(
+    stack: RunningStack, conn: libvirt.virConnect, managed: Pool
+) -> None:
+    # A qcow2 header naming an nbd:// backing (a guest can write one into its own raw disk):
+    # reading the chain must not make the root worker connect anywhere.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        backing = f"nbd://127.0.0.1:{port}/x"
+        image = managed.path / "net.qcow2"
+        create = ["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", backing, "-F", "raw"]
+        subprocess.run([*create, str(image), "1M"], check=True)
+        refresh(conn, managed)
+        problem = refused(
+            stack,
+            "volume.clone",
+            403,
+            pool=managed.name,
+            name="copy.img",
+            source=f"{managed.name}/net.qcow2",
+        )
+        assert "nbd://127.0.0.1" in problem["detail"] and "not a file path" in problem["detail"]
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody ever knocked
+    assert not (managed.path / "copy.img").exists()

@@ -330,3 +330,23 @@ def test_a_declared_content_length_past_the_spools_free_space_is_refused_before_
     assert job["params"]["content_length"] == len(content)
     assert list(small_spool.iterdir()) == []
     assert not (pool_dir / "big.img").exists()
+
+
+def test_every_read_through_a_worker_counts_as_a_waiter() -> None:
+    # Such a read holds its thread until the worker answers, as a long-poll does.
+    import inspect
+
+    from api import create_app
+    from api.limits import UPLOAD_ENDPOINT, WORKER_READ_ENDPOINTS
+    from orchestrator.settings import Settings
+
+    app = create_app(Settings(redis_url="redis://127.0.0.1:1/0", database_url="sqlite://"))
+    # A view reads through a worker by calling read_through_worker, or the blueprint's _read.
+    calls = ("read_through_worker(", "_read(", "await_read(")
+    waiting = {
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if any(call in inspect.getsource(view) for call in calls)
+    }
+    waiting.discard(UPLOAD_ENDPOINT)  # held by the upload cap instead
+    assert waiting and waiting <= WORKER_READ_ENDPOINTS, waiting - WORKER_READ_ENDPOINTS

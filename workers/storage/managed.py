@@ -17,7 +17,7 @@ from orchestrator.confinement import Confinement, shown
 from orchestrator.errors import Forbidden, InvalidInput
 from orchestrator.settings import Settings
 from workers.storage.pools import is_local, pool_dirs, pool_layout
-from workers.storage.qemu_img import backing_chain, image_header
+from workers.storage.qemu_img import image_header
 
 # qemu itself refuses chains deeper than this; a loop in a crafted chain stops here too.
 MAX_CHAIN_DEPTH = 64
@@ -109,14 +109,11 @@ class HostConfinement:
         """
         if not self.local:
             return None
-        try:
-            chain = backing_chain(path)
-        except RuntimeError:
-            chain = self._walk_chain(field, path)
-        for depth, image in enumerate(chain):
+        # One image at a time, never `qemu-img info --backing-chain`: that opens every file of
+        # the chain (an nbd:// backing connects out, a FIFO blocks) before any can be checked.
+        chain = self._walk_chain(field, path)
+        for image in chain:
             name = str(image.get("filename", ""))
-            if depth:
-                self._check_chain_file(field, path, "the backing file", name)
             data_file = image.get("format-specific", {}).get("data", {}).get("data-file")
             if data_file:
                 data_path = os.path.join(os.path.dirname(name), data_file)
@@ -124,8 +121,8 @@ class HostConfinement:
         return str(chain[0]["format"])
 
     def _walk_chain(self, field: str, path: str) -> list[dict[str, Any]]:
-        """The chain read one image at a time, each backing file checked before it is opened:
-        for a chain qemu-img cannot open whole, the refusal names the first file at fault."""
+        """The chain read one image at a time, each backing file checked before qemu-img opens
+        it, so a refusal names the first file at fault and nothing outside the pools is read."""
         chain: list[dict[str, Any]] = []
         current, fmt = path, None
         while len(chain) < MAX_CHAIN_DEPTH:

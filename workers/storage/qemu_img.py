@@ -28,16 +28,6 @@ def image_info(path: str) -> dict[str, Any]:
     }
 
 
-def backing_chain(path: str) -> list[dict[str, Any]]:
-    """``qemu-img info --backing-chain`` of ``path``: the image first, then each backing file,
-    as qemu opens them (``filename`` absolute, or a protocol such as ``nbd://`` or ``json:``).
-
-    Raises ``RuntimeError`` with qemu-img's message when a file of the chain cannot be opened.
-    """
-    chain = _qemu_img_info(path, "--backing-chain")
-    return chain if isinstance(chain, list) else [chain]
-
-
 def image_header(path: str, fmt: str | None = None) -> dict[str, Any]:
     """``qemu-img info`` of ``path`` alone, as qemu-img reports it (its backing file unopened);
     read as ``fmt`` when given (as an overlay names its backing file's format), else probed."""
@@ -49,13 +39,16 @@ def _qemu_img_info(path: str, *options: str) -> Any:
     if not path.startswith("/"):
         # An absolute path is never read as an option or a protocol prefix such as "nbd:".
         raise ValueError(f"qemu-img needs an absolute path, got {path!r}")
-    proc = subprocess.run(
-        ["qemu-img", "info", "-U", *options, "--output=json", path],
-        capture_output=True,
-        text=True,
-        timeout=INFO_TIMEOUT,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            ["qemu-img", "info", "-U", *options, "--output=json", path],
+            capture_output=True,
+            text=True,
+            timeout=INFO_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:  # a FIFO, a hung NFS mount: never an image to read
+        raise RuntimeError(f"qemu-img info gave no answer within {INFO_TIMEOUT}s") from None
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip() or f"qemu-img info exited {proc.returncode}")
     return json.loads(proc.stdout)
