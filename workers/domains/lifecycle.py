@@ -111,11 +111,12 @@ def undefine(
     if domain.isActive():
         raise Conflict(f"domain {name} is {state_of(domain)}; shut it down or destroy it first")
     volumes = _owned_volumes(ctx.libvirt, domain) if remove_storage else []
-    _call(lambda: undefine_domain(domain), f"undefine domain {name}")
     confine = HostConfinement(ctx.libvirt, ctx.settings)
     removed = []
+    # Volumes first, the definition last: a delete that fails leaves the domain defined, so the
+    # same job again finds the disks still to delete, instead of a domain already gone.
     for volume in volumes:
-        users = domains_using(ctx.libvirt, volume)
+        users = [user for user in domains_using(ctx.libvirt, volume) if user != name]
         if users:
             ctx.event(f"kept {volume.path()}: also a disk of {', '.join(users)}", level="warning")
             continue
@@ -129,6 +130,7 @@ def undefine(
         _call(partial(delete_volume, volume), f"delete volume {path}")
         removed.append(path)
         ctx.event(f"deleted volume {path}")
+    _call(lambda: undefine_domain(domain), f"undefine domain {name}")
     return True, f"undefined domain {name}", removed
 
 
