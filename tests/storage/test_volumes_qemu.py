@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -326,12 +327,15 @@ def test_upload_from_outside_the_allowed_directories_is_refused(
 ) -> None:
     params = {"pool": dir_pool.name, "name": "shadow.img", "sha256": "0" * 64, "format": "raw"}
     shadow = {**params, "source_path": "/etc/shadow"}
-    problem = qemu_jobs.fail("volume.upload", shadow, "invalid-input")
+    problem = qemu_jobs.fail("volume.upload", shadow, "forbidden", "a system directory")
     assert problem["errors"][0]["field"] == "params.source_path"
-    assert "outside the directories uploads may come from" in problem["detail"]
     link = dir_pool.path.parent / "innocent.img"  # a symlink inside an allowed one is followed
     link.symlink_to("/etc/shadow")
     linked = {**params, "source_path": str(link)}
-    qemu_jobs.fail("volume.upload", linked, "invalid-input", "outside the directories")
+    qemu_jobs.fail("volume.upload", linked, "forbidden", "a system directory")
+    with tempfile.NamedTemporaryFile(dir="/var/tmp") as elsewhere:  # not a system directory
+        outside = {**params, "source_path": elsewhere.name}
+        problem = qemu_jobs.fail("volume.upload", outside, "invalid-input")
+    assert "outside the directories uploads may come from" in problem["detail"]
     assert pool_files(dir_pool) == []
     assert libvirt_volumes(dir_pool) == []

@@ -240,8 +240,9 @@ def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]
 
 @handles(VolumeUploadParams)
 def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]:
+    source = None
     if params.source_path is not None:
-        check_source_allowed(params.source_path, ctx.settings.allowed_upload_dirs)
+        source = check_source_allowed(params.source_path, ctx.settings.allowed_upload_dirs)
     pool, name, _ = _confined_target(ctx, params)
     require_active(pool)
     directory = local_pool_dir(ctx.libvirt, pool)
@@ -257,8 +258,8 @@ def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]
     if params.content_from_api:
         with spooled_content(ctx, params.sha256, params.content_length) as path:
             return _import(ctx, params, pool, name, directory, UploadFile.sent_content(path))
-    assert params.source_path is not None  # the parameters require one source
-    file = UploadFile.source_path(params.source_path)
+    assert source is not None  # the parameters require one source
+    file = UploadFile.source_path(source)
     return _import(ctx, params, pool, name, directory, file)
 
 

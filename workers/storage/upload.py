@@ -12,6 +12,7 @@ from pathlib import Path
 
 import libvirt
 
+from orchestrator.confinement import refuse_system_path
 from orchestrator.errors import Conflict, InvalidInput, JobFailed
 from orchestrator.storage.volume_xml import VolumeDefinition, render_volume_xml
 from workers.storage.qemu_img import image_info
@@ -97,13 +98,16 @@ class UploadSource:
     capacity: int
 
 
-def check_source_allowed(path: str, allowed: list[Path]) -> None:
-    """InvalidInput unless ``path``, symlinks resolved, lies inside one of ``allowed``.
+def check_source_allowed(path: str, allowed: list[Path]) -> str:
+    """``path`` with symlinks resolved, which the import must then read (not ``path``, whose
+    links could be changed after this check); InvalidInput unless it lies inside one of
+    ``allowed``, Forbidden when it is in a system directory whatever ``allowed`` says.
 
     Without this, anyone who may submit jobs could import any file of the hypervisor (its
     /etc/shadow, another VM's disk) into a volume and attach it to a VM of theirs.
     """
     real = Path(os.path.realpath(path))
+    refuse_system_path("params.source_path", path, str(real))
     if not any(real.is_relative_to(directory) for directory in allowed):
         listed = ", ".join(str(directory) for directory in allowed)
         raise InvalidInput.of(
@@ -111,6 +115,7 @@ def check_source_allowed(path: str, allowed: list[Path]) -> None:
             f"{path} is outside the directories uploads may come from ({listed}); the "
             "worker's ORCH_UPLOAD_SOURCE_DIRS lists them",
         )
+    return str(real)
 
 
 @dataclass(frozen=True)
