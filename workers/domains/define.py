@@ -220,9 +220,9 @@ def _start(ctx: JobContext, domain: libvirt.virDomain) -> None:
     ctx.event(f"started domain {domain.name()}")
 
 
-def _accept_existing(
-    ctx: JobContext, spec: DomainSpec, domain: libvirt.virDomain, resolution: Resolution
-) -> dict[str, Any]:
+def require_same_spec(domain: libvirt.virDomain, spec: DomainSpec) -> None:
+    """Conflict unless ``domain`` was defined by this service from ``spec``: a job finding its
+    domain already there accepts it only as what it would have made."""
     record = read_spec_record(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     if record is None:
         raise Conflict(
@@ -235,6 +235,12 @@ def _accept_existing(
             f"domain {spec.name} already exists with another spec: {describe_differences(diffs)}",
             differences=diffs,
         )
+
+
+def _accept_existing(
+    ctx: JobContext, spec: DomainSpec, domain: libvirt.virDomain, resolution: Resolution
+) -> dict[str, Any]:
+    require_same_spec(domain, spec)
     changed = False
     if bool(domain.autostart()) != spec.autostart:
         domain.setAutostart(int(spec.autostart))

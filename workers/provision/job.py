@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.kinds.provision import ProvisionParams
 from workers.context import JobContext
+from workers.domains.define import require_same_spec
 from workers.domains.state import describe_domain, find_domain
 from workers.provision.readiness import wait_until_ready
 from workers.provision.steps import (
@@ -21,7 +22,6 @@ from workers.provision.steps import (
     ensure_running,
     ensure_seed,
     first_mac,
-    require_same_spec,
 )
 
 

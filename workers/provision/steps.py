@@ -19,7 +19,7 @@ import libvirt
 from orchestrator.domains.domxml import ResolvedSpec
 from orchestrator.domains.domxml.os_boot import Phase
 from orchestrator.domains.spec import DomainSpec
-from orchestrator.errors import Conflict, Forbidden, InvalidInput, JobFailed
+from orchestrator.errors import Forbidden, InvalidInput, JobFailed
 from orchestrator.kinds.provision import provision_field
 from workers.context import JobContext
 from workers.domains import lifecycle
@@ -33,12 +33,6 @@ from workers.domains.define import (
     undefine_domain,
 )
 from workers.domains.disks import create_volumes
-from workers.domains.record import (
-    describe_differences,
-    read_spec_record,
-    record_differences,
-    spec_record,
-)
 from workers.domains.seed import build_seed
 
 
@@ -89,22 +83,6 @@ def _in_provision_terms(exc: InvalidInput | Forbidden) -> InvalidInput | Forbidd
         detail = detail.replace(error["field"], own)
         error["field"] = own
     return type(exc)(detail, **exc.extra)
-
-
-def require_same_spec(domain: libvirt.virDomain, spec: DomainSpec) -> None:
-    """Conflict unless ``domain`` was defined by this service from ``spec``."""
-    record = read_spec_record(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-    if record is None:
-        raise Conflict(
-            f"domain {spec.name} already exists and was not defined by this service",
-            name=spec.name,
-        )
-    diffs = record_differences(spec_record(spec), record)
-    if diffs:
-        raise Conflict(
-            f"domain {spec.name} already exists with another spec: {describe_differences(diffs)}",
-            differences=diffs,
-        )
 
 
 def ensure_disks(ctx: JobContext, plan: DomainPlan) -> list[dict[str, object]]:
