@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -91,12 +92,15 @@ def test_two_workers_on_one_hypervisor_keep_their_own_jobs_alive_and_only_those(
     workers = {stack.workers["hv-a"].pid: stack.workers["hv-a"], second.pid: second}
     body = {
         "kind": "ping",
-        "params": {"delay": 1.5},
+        "params": {"delay": 3},
         "hypervisor": "hv-a",
         "on_worker_lost": "fail",
     }
-    jobs = [stack.api.submit(body) for _ in range(8)]  # more than one worker's 4 threads
-    done = [stack.api.wait(job["id"], timeout=30) for job in jobs]
+    # More than one worker's 4 threads, all queued at once: each worker takes at most 4 (prefetch
+    # 1 per thread), so the other must take the rest while the first 4 still sleep.
+    with ThreadPoolExecutor(8) as pool:
+        jobs = list(pool.map(lambda _: stack.api.submit(body), range(8)))
+    done = [stack.api.wait(job["id"], timeout=60) for job in jobs]
     assert [job["state"] for job in done] == ["succeeded"] * 8
     assert {job["result"]["pid"] for job in done} == set(workers)  # both served jobs
 
