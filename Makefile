@@ -40,4 +40,4 @@ bench: host venv  ## every benchmark, each beside its anchor; results in bench/r
 	for b in pipeline volumes domains fleet placement api; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
