@@ -18,6 +18,7 @@ import pytest
 
 from orchestrator.local.bootsector import MARKER
 from tests.support import services
+from tests.support.libvirtd import remove_domain
 from tests.support.services import RunningStack
 
 QEMU_HV = "kvm-cap"
@@ -88,18 +89,6 @@ def pool_dir(qemu_uri: str) -> Iterator[PoolDir]:
         finally:
             conn.close()
             shutil.rmtree(root, ignore_errors=True)
-
-
-def remove_domain(conn: libvirt.virConnect, name: str) -> None:
-    try:
-        domain = conn.lookupByName(name)
-        if domain.isActive():
-            domain.destroy()
-        if domain.isPersistent():
-            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-            raise
 
 
 def remove_pool(conn: libvirt.virConnect, name: str) -> None:

@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from tests.capacity.conftest import SLOW_LIVENESS, remove_domain, remove_pool
+from tests.capacity.conftest import SLOW_LIVENESS, remove_pool
+from tests.support.libvirtd import remove_domain
 from tests.support.services import RunningStack
 
 GiB = 1024**3

@@ -26,6 +26,7 @@ from tests.confinement.conftest import (
     refresh,
     sha256,
 )
+from tests.support.libvirtd import remove_domain
 from tests.support.services import RunningStack
 
 pytestmark = pytest.mark.libvirtd
@@ -40,13 +41,7 @@ def names(conn: libvirt.virConnect) -> Iterator[list[str]]:
     used: list[str] = []
     yield used
     for name in used:
-        try:
-            domain = conn.lookupByName(name)
-        except libvirt.libvirtError:
-            continue
-        if domain.isActive():
-            domain.destroy()
-        domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        remove_domain(conn, name)
 
 
 def new_name(names: list[str]) -> str:

@@ -23,6 +23,7 @@ import pytest
 
 from orchestrator.local.bootsector import MARKER, write_base_image
 from tests.support import services
+from tests.support.libvirtd import remove_domain
 from tests.support.services import RunningStack
 
 HV = "kvm"
@@ -117,23 +118,11 @@ def vm_pool(qemu_uri: str) -> Iterator[VmPool]:
     finally:
         try:
             for domain_name in vm.domains:
-                _remove_domain(conn, domain_name)
+                remove_domain(conn, domain_name)
         finally:
             pool.destroy()
             conn.close()
             shutil.rmtree(root, ignore_errors=True)
-
-
-def _remove_domain(conn: libvirt.virConnect, name: str) -> None:
-    try:
-        domain = conn.lookupByName(name)
-        if domain.isActive():
-            domain.destroy()
-        if domain.isPersistent():
-            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-            raise  # gone already is what teardown wants
 
 
 def boot_spec(vm: VmPool, name: str, network: str | None = None, **extra: Any) -> dict[str, Any]:

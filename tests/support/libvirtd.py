@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import time
 
+import libvirt
+
 QEMU_URI = "qemu:///system"
 
 
@@ -36,3 +38,16 @@ def ensure_libvirtd(uri: str = QEMU_URI) -> str | None:
             return None
         time.sleep(0.3)
     return f"libvirtd does not answer on {uri}"
+
+
+def remove_domain(conn: libvirt.virConnect, name: str) -> None:
+    """Stop and undefine domain ``name`` if it exists: what a test's teardown wants."""
+    try:
+        domain = conn.lookupByName(name)
+        if domain.isActive():
+            domain.destroy()
+        if domain.isPersistent():
+            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+            raise
