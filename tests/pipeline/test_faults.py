@@ -166,3 +166,30 @@ def test_restarting_the_recorder_loses_no_event(make_stack) -> None:  # type: ig
             ).all()
             assert list(seqs) == [1, 2, 3], (job["id"], seqs)
     assert len(counts) == 40
+
+
+def test_a_vm_that_needs_placing_while_redis_is_down_is_a_503_and_stores_nothing(
+    make_stack,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    # Placement claims room in Redis; without Redis it cannot promise a hypervisor, so it says
+    # so rather than store a job that might overcommit one.
+    with running_redis(tmp_path / "redis") as server:
+        stack = make_stack({"hv-a": TEST_URI}, redis_url=redis_url(server))
+        assert stack.run("ping", "hv-a")["state"] == "succeeded"
+        before = len(stack.api.list_jobs({}))
+        server.stop()
+        body = {
+            "kind": "vm.provision",
+            "params": {
+                "name": "web-01",
+                "vcpus": 1,
+                "memory_mib": 64,
+                "disk": {"size": "1G", "pool": "default-pool"},
+            },
+        }
+        answer = requests.post(f"{stack.settings.resolved_api_url}/v1/jobs", json=body, timeout=30)
+        assert answer.status_code == 503, answer.text
+        assert "Redis" in answer.json()["detail"]
+        server.start()
+        assert len(stack.api.list_jobs({})) == before
