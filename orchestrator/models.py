@@ -47,6 +47,10 @@ class Job(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Highest event sequence applied to this row: events arriving late never roll state back.
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # Set on the children of a count request: the parent job runs nowhere and summarizes them.
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE", name="fk_jobs_parent_id"), index=True
+    )
 
     __table_args__ = (UniqueConstraint("submitter", "idempotency_key", name="uq_jobs_idempotency"),)
 

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,7 +39,7 @@ from orchestrator.domains.names import check_object_name
 from orchestrator.domains.osinfo import resolve_os_variant
 from orchestrator.domains.spec import CloudInitSpec, DomainSpec
 from orchestrator.errors import InvalidInput
-from orchestrator.kinds.domains import DomainName
+from orchestrator.kinds import name_pattern
 from orchestrator.kinds.registry import JobParams, job_kind
 from orchestrator.kinds.storage import Size
 from orchestrator.placement import PlacementRequest, Resources
@@ -52,6 +53,7 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
+MAX_COUNT = 500
 # crypt(3) strings: MD5, SHA-256, SHA-512, yescrypt, bcrypt.
 _PASSWORD_HASH = re.compile(r"^\$(1|5|6|y|2[aby])\$[./A-Za-z0-9$=,]{8,512}$")
 
@@ -62,6 +64,12 @@ def _pool_volume(value: str) -> str:
         raise ValueError("must be '<pool>/<volume>', as in 'default/ubuntu-24.04.qcow2'")
     check_object_name(pool, "pool")
     check_object_name(volume, "volume")
+    return value
+
+
+def check_hostname(value: str) -> str:
+    if not _HOSTNAME.match(value):
+        raise ValueError("must be a hostname: dot-separated labels of letters, digits and -")
     return value
 
 
@@ -135,8 +143,10 @@ class ProvisionCloudInit(JobParams):
     @field_validator("hostname")
     @classmethod
     def _host_name(cls, value: str | None) -> str | None:
-        if value is not None and not _HOSTNAME.match(value):
-            raise ValueError("must be a hostname: dot-separated labels of letters, digits and -")
+        # A count request may give a pattern (``web-{index:02d}.lab``): it is checked, VM by
+        # VM, where the count is known.
+        if value is not None and not name_pattern.has_index(value):
+            check_hostname(value)
         return value
 
     @field_validator("password_hash")
@@ -182,7 +192,18 @@ WaitFor = Literal["running", "address", "ssh"]
     safe_to_rerun=True,
 )
 class ProvisionParams(JobParams):
-    name: DomainName
+    # Declared before ``name``: the name's check depends on it.
+    count: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_COUNT,
+        description="Make this many VMs like this one: one parent job, whose children are "
+        "placed one by one (all or none) and named by the name pattern.",
+    )
+    name: str = Field(
+        description="Domain name: 1-64 of letters, digits, _ . + -; not starting with - or .; "
+        "with count, a pattern whose {index} runs from 1 to count, as in 'web-{index:02d}'."
+    )
     vcpus: int = Field(1, ge=1, le=512)
     memory_mib: int = Field(ge=16, le=16 * 1024 * 1024)
     disk: ProvisionDisk
@@ -207,6 +228,15 @@ class ProvisionParams(JobParams):
         300.0, gt=0, le=1800, description="Seconds to wait for wait_for after the start."
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name_or_pattern(cls, value: str, info: ValidationInfo) -> str:
+        count = info.data.get("count")
+        if count is None:
+            return check_object_name(value, "name")
+        name_pattern.expand(value, count, check_object_name)
+        return value
+
     @field_validator("network")
     @classmethod
     def _network_name(cls, value: str) -> str:
@@ -229,6 +259,48 @@ class ProvisionParams(JobParams):
             if serial.path is not None:
                 refuse_system_path(f"params.serials.{index}.path", serial.path)
         return self
+
+    @model_validator(mode="after")
+    def _patterns_with_count(self) -> ProvisionParams:
+        """With count, whatever must differ from VM to VM holds {index}; without, nothing does."""
+        hostname = self.cloud_init.hostname if self.cloud_init else None
+        if self.count is not None:
+            if hostname is not None and name_pattern.has_index(hostname):
+                try:
+                    name_pattern.expand(hostname, self.count, check_hostname)
+                except ValueError as exc:
+                    raise ValueError(f"cloud_init.hostname {exc}") from None
+            for index, serial in enumerate(self.serials):
+                if serial.path is not None and not name_pattern.has_index(serial.path):
+                    raise ValueError(
+                        f"serials.{index}.path: with count, a file serial's path must hold "
+                        "{index} so that each VM writes its own"
+                    )
+        elif hostname is not None and name_pattern.has_index(hostname):
+            raise ValueError("cloud_init.hostname holds {index}, which needs count")
+        return self
+
+    def members(self) -> list[ProvisionParams]:
+        """The VMs a count request makes, each a plain ``vm.provision`` (no count), in index
+        order; a request without count is its own only member."""
+        if self.count is None:
+            return [self]
+        return [self._member(index) for index in range(1, self.count + 1)]
+
+    def _member(self, index: int) -> ProvisionParams:
+        def fill(text: str) -> str:
+            return text.format(index=index) if name_pattern.has_index(text) else text
+
+        raw = self.model_dump(mode="json", exclude_none=True)
+        raw.pop("count")
+        raw["name"] = fill(self.name)
+        if "hostname" in raw.get("cloud_init", {}):
+            raw["cloud_init"]["hostname"] = fill(raw["cloud_init"]["hostname"])
+        for serial in raw.get("serials", ()):
+            if "path" in serial:
+                serial["path"] = fill(serial["path"])
+        # Validated again as the worker will: each member's paths are checked as themselves.
+        return ProvisionParams.model_validate(raw)
 
     def domain_spec(self) -> DomainSpec:
         """The domain this job ensures, as ``domain.define`` would take it."""
