@@ -6,6 +6,7 @@ from typing import Any
 
 import redis
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy.orm import Session
 
 from api.audit import note_job
 from api.auth import check_owner, check_scope, requires, submitter_name
@@ -17,6 +18,7 @@ from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.jobs import store as jobstore
 from orchestrator.jobs.events import Event
 from orchestrator.jobs.lifecycle import JobState
+from orchestrator.jobs.livestate import Family
 from orchestrator.jobs.submission import JobRequest
 from orchestrator.jobs.view import job_document, live_document
 from orchestrator.models import Job
@@ -24,7 +26,8 @@ from orchestrator.models import Job
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
 MAX_WAIT_SECONDS = 300.0
-_FILTERS = ("state", "kind", "hypervisor")
+# Query argument -> job column.
+_FILTERS = {"state": "state", "kind": "kind", "hypervisor": "hypervisor", "parent": "parent_id"}
 
 
 @bp.post("")
@@ -73,7 +76,9 @@ def show(job_id: str) -> Response:
 @requires(JOBS_READ)
 def index() -> Response:
     limit = int_arg("limit", 50, minimum=1, maximum=500)
-    filters = {name: request.args[name] for name in _FILTERS if request.args.get(name)}
+    filters = {
+        column: request.args[arg] for arg, column in _FILTERS.items() if request.args.get(arg)
+    }
     if "state" in filters and filters["state"] not in {s.value for s in JobState}:
         states = ", ".join(s.value for s in JobState)
         raise InvalidInput(
@@ -107,22 +112,42 @@ def events(job_id: str) -> Response:
 @bp.post("/<job_id>/cancel")
 @requires(JOBS_SUBMIT, FLEET_EXEC)
 def cancel(job_id: str) -> tuple[Response, int]:
-    """Withdraw a job that has not started; ask a running one to stop."""
+    """Withdraw a job that has not started; ask a running one to stop. A count request's
+    parent does so for each of its children not yet done, and ends when they have."""
     svc = services()
     with svc.sessions() as session:
         job = jobstore.get_job(session, job_id)
         note_job(job.id, job.kind)
         check_owner(job.submitter, "cancel")
-        doc = job_document(job, _live(job_id))
-        state = JobState(doc["state"])
+        state = JobState(_document(job)["state"])
         if state.is_terminal:
             raise Conflict(f"job {job_id} already {state.value}")
-        if state is JobState.RUNNING:
-            svc.live.request_cancel(job_id)
-            return jsonify({**doc, "cancel_requested": True}), 202
-        svc.live.finish(job_id, doc["attempt"], JobState.CANCELLED, "cancelled")
-        jobstore.cancel_pending(session, job_id)
-    return jsonify(_document(job)), 200
+        children = jobstore.children_of(session, job.id)
+        family = (job.id, len(children))
+        if children:
+            # The parent ends cancelled, though children stopped while running end failed.
+            svc.live.request_cancel(job.id)
+        targets = [(child, family) for child in children] if children else [(job, None)]
+        stopping = [_withdraw_or_stop(session, target, fam) for target, fam in targets]
+    doc = _document(job)
+    if any(stopping):
+        return jsonify({**doc, "cancel_requested": True}), 202
+    return jsonify(doc), 200
+
+
+def _withdraw_or_stop(session: Session, job: Job, family: Family | None) -> bool:
+    """Cancel ``job`` if it has not started; ask it to stop if it runs (returns True)."""
+    svc = services()
+    doc = job_document(job, _live(job.id))
+    state = JobState(doc["state"])
+    if state.is_terminal:
+        return False
+    if state is JobState.RUNNING:
+        svc.live.request_cancel(job.id)
+        return True
+    svc.live.finish(job.id, doc["attempt"], JobState.CANCELLED, "cancelled", family=family)
+    jobstore.cancel_pending(session, job.id)
+    return False
 
 
 def _document(job: Job) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "List jobs, newest first",
                 "parameters": [
                     {"name": name, "in": "query", "schema": {"type": "string"}}
-                    for name in ("state", "kind", "hypervisor", "cursor")
+                    for name in ("state", "kind", "hypervisor", "parent", "cursor")
                 ]
                 + [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
                 "responses": {**ok, **_errors(422)},
@@ -146,7 +146,10 @@ def _paths() -> dict[str, Any]:
             }
         },
         "/v1/jobs/{job_id}/cancel": {
-            "post": {"summary": "Cancel a job", "responses": {**ok, **_errors(404, 409)}}
+            "post": {
+                "summary": "Cancel a job (a parent: its children not yet done)",
+                "responses": {**ok, **_errors(404, 409)},
+            }
         },
         "/v1/hypervisors": {"get": {"summary": "Hypervisors from heartbeats", "responses": ok}},
         "/v1/health": {"get": {"summary": "SQL and Redis checks", "responses": ok}},

@@ -23,6 +23,7 @@ from orchestrator.hypervisors.demand import PlacementHints, needs_resources, pla
 from orchestrator.hypervisors.registry import AdminState
 from orchestrator.hypervisors.view import Entry, host_views, limits_for
 from orchestrator.placement import (
+    BatchPlacement,
     Decision,
     HostState,
     HostView,
@@ -128,6 +129,22 @@ class Placer:
             hosts = [host for host in hosts if host.name == named]
         view = PlacementView(hosts, self.policy, self._filters(kind))
         return view.place(request)
+
+    def preview_many(
+        self,
+        kind: str,
+        params: BaseModel,
+        count: int,
+        named: str | None,
+        hints: PlacementHints | None,
+    ) -> BatchPlacement:
+        """Where ``count`` VMs like ``params`` would go, one after another, claiming nothing
+        (a count request's ``dry_run``)."""
+        request = placement_request(kind, params, hints)
+        hosts = self.hosts(request, fresh=True)
+        if named is not None:
+            hosts = [host for host in hosts if host.name == named]
+        return PlacementView(hosts, self.policy, self._filters(kind)).place_many(request, count)
 
     def hosts(self, request: PlacementRequest | None = None, fresh: bool = True) -> list[HostView]:
         return self._snapshot(request, fresh)[0]

@@ -78,6 +78,101 @@ local function stale(job_id, attempt)
 end
 """
 
+# A count request's parent job runs nowhere: its children move it. The first child to start
+# makes it running; each child that ends adds an event (and its outcome) to it; the last one
+# finishes it, succeeded only when every child did. A child is counted once, whoever ends it.
+_FAMILY = """
+local function parent_started(job_id, now)
+  local parent = redis.call('HGET', 'orch:job:' .. job_id, 'parent')
+  if not parent then return end
+  local pk = 'orch:job:' .. parent
+  if redis.call('HGET', pk, 'state') == 'queued' then
+    emit(parent, 1, 'running', 'queued', 'info', '', 'the first VM started', '', {}, now)
+    redis.call('HSET', pk, 'started_at', now)
+  end
+end
+local function child_ended(job_id, state, parent, siblings, now, ttl)
+  local jk = 'orch:job:' .. job_id
+  if parent == '' then parent = redis.call('HGET', jk, 'parent') or '' end
+  if parent == '' then return end
+  local pk = 'orch:job:' .. parent
+  local total = tonumber(siblings ~= '' and siblings or redis.call('HGET', jk, 'siblings')
+    or redis.call('HGET', pk, 'children') or 0)
+  local name, hypervisor = job_id, redis.call('HGET', jk, 'hypervisor') or ''
+  local summary = redis.call('HGET', jk, 'summary')
+  if summary then
+    local decoded = cjson.decode(summary)
+    name = decoded['params']['name']
+    if hypervisor == '' then hypervisor = decoded['hypervisor'] end
+  end
+  local outcome = cjson.encode({job = job_id, name = name, state = state, hypervisor = hypervisor})
+  if redis.call('HSETNX', pk .. ':children', job_id, outcome) == 0 then return end
+  redis.call('EXPIRE', pk .. ':children', ttl)
+  local done = redis.call('HINCRBY', pk, 'children_done', 1)
+  redis.call('HINCRBY', pk, 'children_' .. state, 1)
+  local level = state == 'succeeded' and 'info' or 'error'
+  local line = name .. ' ' .. state .. ' on ' .. hypervisor
+    .. ' (' .. done .. ' of ' .. total .. ' done)'
+  emit(parent, 1, '', '', level, '', line, outcome, {}, now)
+  if done < total then return end
+  local counts = {succeeded = 0, failed = 0, cancelled = 0, lost = 0}
+  local where, unsuccessful = {}, {}
+  local children = redis.call('HVALS', pk .. ':children')
+  for i = 1, #children do
+    local child = cjson.decode(children[i])
+    counts[child.state] = (counts[child.state] or 0) + 1
+    where[child.hypervisor] = where[child.hypervisor] or {}
+    where[child.hypervisor][child.state] = (where[child.hypervisor][child.state] or 0) + 1
+    if child.state ~= 'succeeded' then table.insert(unsuccessful, child) end
+  end
+  table.sort(unsuccessful, function(a, b) return a.job < b.job end)
+  -- A child stopped while it ran ends failed; when the parent was cancelled, that is why.
+  local final
+  if counts.succeeded == total then final = 'succeeded'
+  elseif redis.call('EXISTS', pk .. ':cancel') == 1 then final = 'cancelled'
+  elseif counts.failed + counts.lost > 0 then final = 'failed'
+  else final = 'cancelled' end
+  local result = cjson.encode({count = total, succeeded = counts.succeeded, failed = counts.failed,
+    cancelled = counts.cancelled, lost = counts.lost, hypervisors = where})
+  local message = counts.succeeded .. ' of ' .. total .. ' VMs succeeded'
+  local extra = {'result', result}
+  local error = ''
+  if final ~= 'succeeded' then
+    local names = {}
+    for i = 1, math.min(#unsuccessful, 20) do
+      table.insert(names, unsuccessful[i].name .. ' ' .. unsuccessful[i].state)
+    end
+    local detail = (total - counts.succeeded) .. ' of ' .. total .. ' VMs did not succeed: '
+      .. table.concat(names, ', ')
+    if #unsuccessful > 20 then detail = detail .. ' and ' .. (#unsuccessful - 20) .. ' more' end
+    error = cjson.encode({type = 'urn:orchestrator:problem:children-unsuccessful',
+      title = 'Some VMs did not succeed', status = 500, detail = detail})
+    table.insert(extra, 'error'); table.insert(extra, error)
+    message = detail
+  end
+  local final_level = final == 'succeeded' and 'info' or 'error'
+  local sources = 'pending queued running'
+  local r = emit(parent, 1, final, sources, final_level, '', message, '', extra, now)
+  if r[1] < 0 then return end
+  redis.call('HSET', pk, 'finished_at', now, 'result', result, 'error', error)
+  redis.call('EXPIRE', pk, ttl)
+  redis.call('EXPIRE', pk .. ':events', ttl)
+  redis.call('PUBLISH', 'orch:done:' .. parent, final)
+end
+"""
+
+# ARGV: parent_id count message now
+_OPEN_FAMILY_SCRIPT = (
+    _EMIT
+    + """
+local pk = 'orch:job:' .. ARGV[1]
+if redis.call('HEXISTS', pk, 'state') == 1 then return {-1} end
+local r = emit(ARGV[1], 1, 'queued', 'pending', 'info', '', ARGV[3], '', {}, ARGV[4])
+redis.call('HSET', pk, 'attempt', 1, 'children', ARGV[2])
+return r
+"""
+)
+
 # ARGV: job_id attempt state sources level host message data now
 _EMIT_SCRIPT = (
     _EMIT
@@ -88,6 +183,7 @@ return emit(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[
 )
 
 # ARGV: job_id attempt kind hypervisor message now sources summary queue_key task_message
+#       parent siblings
 _QUEUE_SCRIPT = (
     _EMIT
     + """
@@ -97,6 +193,7 @@ local r = emit(ARGV[1], ARGV[2], 'queued', ARGV[7], 'info', '', ARGV[5], '', {},
 if r[1] > 0 then
   redis.call('HSET', jk, 'attempt', ARGV[2], 'kind', ARGV[3], 'hypervisor', ARGV[4])
   if ARGV[8] ~= '' then redis.call('HSET', jk, 'summary', ARGV[8]) end
+  if ARGV[11] ~= '' then redis.call('HSET', jk, 'parent', ARGV[11], 'siblings', ARGV[12]) end
   redis.call('SREM', 'orch:running', ARGV[1])
 end
 if ARGV[9] ~= '' then
@@ -117,6 +214,7 @@ if beat and cjson.decode(beat)['instance'] == ARGV[1] then redis.call('DEL', KEY
 # ARGV: job_id attempt worker instance now sources message data
 _CLAIM_SCRIPT = (
     _EMIT
+    + _FAMILY
     + """
 local jk = 'orch:job:' .. ARGV[1]
 if stale(ARGV[1], ARGV[2]) then return {-1, 'stale'} end
@@ -126,13 +224,15 @@ if r[1] < 0 then return r end
 redis.call('HSET', jk, 'claimed_attempt', ARGV[2], 'attempt', ARGV[2], 'worker', ARGV[3],
            'instance', ARGV[4], 'started_at', ARGV[5])
 redis.call('SADD', 'orch:running', ARGV[1])
+parent_started(ARGV[1], ARGV[5])
 return r
 """
 )
 
-# ARGV: job_id attempt state sources level message result error now ttl
+# ARGV: job_id attempt state sources level message result error now ttl parent siblings
 _FINISH_SCRIPT = (
     _EMIT
+    + _FAMILY
     + """
 local jk = 'orch:job:' .. ARGV[1]
 if stale(ARGV[1], ARGV[2]) then return {-1} end
@@ -146,9 +246,14 @@ redis.call('SREM', 'orch:running', ARGV[1])
 redis.call('EXPIRE', jk, ARGV[10])
 redis.call('EXPIRE', jk .. ':events', ARGV[10])
 redis.call('PUBLISH', 'orch:done:' .. ARGV[1], ARGV[3])
+child_ended(ARGV[1], ARGV[3], ARGV[11], ARGV[12], ARGV[9], ARGV[10])
 return r
 """
 )
+
+
+# (parent job id, number of children) of a count request's child.
+Family = tuple[str, int]
 
 
 class ClaimOutcome(StrEnum):
@@ -176,6 +281,7 @@ class LiveState:
         self._claim = client.register_script(_CLAIM_SCRIPT)
         self._finish = client.register_script(_FINISH_SCRIPT)
         self._withdraw = client.register_script(_WITHDRAW_SCRIPT)
+        self._open_family = client.register_script(_OPEN_FAMILY_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str) -> LiveState:
@@ -198,15 +304,18 @@ class LiveState:
         message: str,
         summary: dict[str, Any] | None = None,
         delivery: tuple[str, str] | None = None,
+        family: Family | None = None,
     ) -> Emitted:
         """Record that attempt ``attempt`` is queued on its hypervisor's queue.
 
         ``summary`` (the job's unchanging fields) lets readers answer from Redis alone.
         ``delivery`` = (broker list, encoded task message) pushes the task in the same atomic
         step and notes the attempt as published; a stale attempt is neither marked nor pushed.
+        ``family`` names the parent of a count request's child, which its end then moves.
         """
         sources = " ".join(allowed_sources(JobState.QUEUED))
         queue_key, task_message = delivery or ("", "")
+        parent, siblings = family or ("", "")
         raw = self._queue(
             args=[
                 job_id,
@@ -219,9 +328,16 @@ class LiveState:
                 _json(summary),
                 queue_key,
                 task_message,
+                parent,
+                siblings,
             ]
         )
         return _emitted(raw)
+
+    def open_family(self, parent_id: str, count: int, message: str) -> Emitted:
+        """Mark a count request's parent queued, before its children are (a no-op once it is
+        known: the recorder may send children the API could not)."""
+        return _emitted(self._open_family(args=[parent_id, count, message, _now()]))
 
     def published_attempts(self, job_ids: list[str]) -> dict[str, int]:
         """The highest attempt of each job known to have reached the broker."""
@@ -267,9 +383,12 @@ class LiveState:
         *,
         result: Any = None,
         error: dict[str, Any] | None = None,
+        family: Family | None = None,
     ) -> Emitted:
-        """Move the job to a terminal state with its result or error."""
+        """Move the job to a terminal state with its result or error. A count request's child
+        moves its parent too; ``family`` names the parent of a child Redis never saw queued."""
         level = "info" if state is JobState.SUCCEEDED else "error"
+        parent, siblings = family or ("", "")
         raw = self._finish(
             args=[
                 job_id,
@@ -282,6 +401,8 @@ class LiveState:
                 _json(error),
                 _now(),
                 LIVE_TTL_SECONDS,
+                parent,
+                siblings,
             ]
         )
         return _emitted(raw)

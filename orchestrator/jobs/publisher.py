@@ -10,7 +10,7 @@ from celery import Celery
 from kombu.utils.json import dumps
 
 from orchestrator.celery_app import RUN_JOB_TASK
-from orchestrator.jobs.livestate import LiveState
+from orchestrator.jobs.livestate import Family, LiveState
 from orchestrator.settings import queue_for
 
 
@@ -39,6 +39,7 @@ class TaskPublisher:
         params: dict[str, Any],
         summary: dict[str, Any] | None = None,
         reason: str = "queued",
+        family: Family | None = None,
     ) -> None:
         """Mark the attempt queued in Redis and push it on its queue, atomically.
 
@@ -59,7 +60,7 @@ class TaskPublisher:
             encode_for_redis(message.headers, message.properties, message.body, queue),
         )
         self.live.mark_queued(
-            job_id, attempt, kind, hypervisor, f"{reason} on {queue}", summary, delivery
+            job_id, attempt, kind, hypervisor, f"{reason} on {queue}", summary, delivery, family
         )
 
 

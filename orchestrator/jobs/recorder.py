@@ -98,7 +98,7 @@ class Recorder:
             published = self.live.published_attempts([job.id for job, _ in due])
             for job, attempt in due:
                 if published.get(job.id, 0) < attempt and job.state != JobState.CANCELLED:
-                    self._publish(job, attempt, "queued by the recorder")
+                    self._publish(session, job, attempt, "queued by the recorder")
                     sent += 1
             jobstore.clear_outbox(session, [(job.id, attempt) for job, attempt in due])
         return sent
@@ -200,10 +200,14 @@ class Recorder:
                 )
                 return
             jobstore.enqueue_attempt(session, job_id, following)
-            self._publish(job, following, f"{reason}; attempt {following} queued")
+            self._publish(session, job, following, f"{reason}; attempt {following} queued")
             jobstore.clear_outbox(session, [(job_id, following)])
 
-    def _publish(self, job: Job, attempt: int, reason: str) -> None:
+    def _publish(self, session: Session, job: Job, attempt: int, reason: str) -> None:
+        family = jobstore.family_of(session, job)
+        if family is not None:
+            # The API stored the family but could not queue it: its parent is not live yet.
+            self.live.open_family(*family, f"{family[1]} VMs queued by the recorder")
         self.publisher.publish(
             job_id=job.id,
             attempt=attempt,
@@ -212,4 +216,5 @@ class Recorder:
             params=job.params,
             summary=job_summary(job),
             reason=reason,
+            family=family,
         )

@@ -37,10 +37,44 @@ def create_job(session: Session, new: NewJob) -> tuple[Job, bool]:
     A repeated idempotency key returns the earlier job when the request is the same, and is
     a 422 when it is not (draft-ietf-httpapi-idempotency-key-header).
     """
+    parent, _children, created = create_family(session, new, [])
+    return parent, created
+
+
+def create_family(
+    session: Session, new: NewJob, children: list[NewJob]
+) -> tuple[Job, list[Job], bool]:
+    """Store a job, or a parent job and its children, in one transaction; returns (job,
+    children, created). With children, the parent runs nowhere (no outbox row) and each child
+    gets one; without, the job itself does. An earlier job with the same idempotency key
+    answers as in :func:`create_job`, with no children returned."""
     if new.idempotency_key and (earlier := _by_idempotency_key(session, new)):
-        return _same_request(earlier, new), False
+        return _same_request(earlier, new), [], False
     now = utcnow()
-    job = Job(
+    job = _new_row(new, now, parent_id=None)
+    rows = [job, *(_new_row(child, now, parent_id=job.id) for child in children)]
+    runs = rows[1:] if children else rows
+    # Table inserts with bound parameters on the session's connection: their compiled form is
+    # cached, while the ORM's unit of work (or even Session.execute) costs more than the rows
+    # they write.
+    connection = session.connection()
+    connection.execute(_JOB_INSERT, [_row_values(row) for row in rows])
+    connection.execute(
+        _OUTBOX_INSERT, [{"job_id": row.id, "attempt": 1, "created_at": now} for row in runs]
+    )
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent request with the same idempotency key won
+        session.rollback()
+        earlier = _by_idempotency_key(session, new)
+        if earlier is None:
+            raise
+        return _same_request(earlier, new), [], False
+    return job, rows[1:], True
+
+
+def _new_row(new: NewJob, now: datetime, parent_id: str | None) -> Job:
+    return Job(
         id=new_job_id(),
         kind=new.kind,
         params=new.params,
@@ -53,22 +87,22 @@ def create_job(session: Session, new: NewJob) -> tuple[Job, bool]:
         created_at=now,
         updated_at=now,
         last_seq=0,
+        parent_id=parent_id,
     )
-    # Table inserts with bound parameters on the session's connection: their compiled form is
-    # cached, while the ORM's unit of work (or even Session.execute) costs more than the two
-    # rows they write.
-    connection = session.connection()
-    connection.execute(_JOB_INSERT, _row_values(job))
-    connection.execute(_OUTBOX_INSERT, {"job_id": job.id, "attempt": 1, "created_at": now})
-    try:
-        session.commit()
-    except IntegrityError:  # a concurrent request with the same idempotency key won
-        session.rollback()
-        earlier = _by_idempotency_key(session, new)
-        if earlier is None:
-            raise
-        return _same_request(earlier, new), False
-    return job, True
+
+
+def family_of(session: Session, job: Job) -> tuple[str, int] | None:
+    """(parent id, number of children) of a count request's child; None for any other job."""
+    if job.parent_id is None:
+        return None
+    parent = session.get(Job, job.parent_id)
+    count = int((parent.params if parent else {}).get("count") or 0)
+    return job.parent_id, count
+
+
+def children_of(session: Session, parent_id: str) -> list[Job]:
+    """A parent's children, in index order (they were created in it)."""
+    return list(session.scalars(select(Job).where(Job.parent_id == parent_id).order_by(Job.id)))
 
 
 _JOBS = Base.metadata.tables["jobs"]
@@ -99,11 +133,12 @@ def enqueue_attempt(session: Session, job_id: str, attempt: int) -> None:
     session.commit()
 
 
-def cancel_pending(session: Session, job_id: str) -> None:
-    """Cancel in SQL a job not yet running (Redis may be down: the outbox then skips it)."""
+def cancel_pending(session: Session, *job_ids: str) -> None:
+    """Cancel in SQL jobs not yet running (Redis may be down: the outbox then skips them)."""
+    waiting = [JobState.PENDING.value, JobState.QUEUED.value]
     session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state.in_([JobState.PENDING.value, JobState.QUEUED.value]))
+        .where(Job.id.in_(job_ids), Job.state.in_(waiting))
         .values(state=JobState.CANCELLED.value, finished_at=utcnow(), updated_at=utcnow())
     )
     session.commit()

@@ -4,6 +4,7 @@ its outbox row, and publish it."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 import redis
@@ -18,12 +19,14 @@ from orchestrator.hypervisors.demand import PlacementHints, hints_json_schema, n
 from orchestrator.hypervisors.placer import Placement, Placer, describe
 from orchestrator.jobs import store as jobstore
 from orchestrator.jobs.lifecycle import JobState
-from orchestrator.jobs.livestate import LiveState
+from orchestrator.jobs.livestate import Family, LiveState
 from orchestrator.jobs.publisher import TaskPublisher
 from orchestrator.jobs.view import job_summary
 from orchestrator.kinds import get_kind, parse_params
+from orchestrator.kinds.provision import ProvisionParams
 from orchestrator.kinds.registry import validation_errors
 from orchestrator.models import Job
+from orchestrator.placement import NoHypervisorFits
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,9 @@ class Submitter:
         model = parse_params(kind, request.params)
         params = model.model_dump(mode="json")
         rerun = _rerun_on_loss(request, kind.safe_to_rerun)
+        if isinstance(model, ProvisionParams) and model.count is not None:
+            parent = jobstore.NewJob(kind.name, params, "", submitter, idempotency_key, rerun)
+            return self._submit_family(request, parent, model.members())
         placement = self.placer.place(kind.name, model, request.hypervisor, request.placement)
         new = jobstore.NewJob(
             kind.name, params, placement.hypervisor, submitter, idempotency_key, rerun
@@ -100,6 +106,75 @@ class Submitter:
                 self._publish(session, job, describe(placement))
         return job, created
 
+    def _submit_family(
+        self, request: JobRequest, parent: jobstore.NewJob, members: list[ProvisionParams]
+    ) -> tuple[Job, bool]:
+        """A count request: every member placed and claimed (all or none), then the parent and
+        its children stored in one transaction, then the children published."""
+        placements = self._place_members(request, members)
+        children = [
+            jobstore.NewJob(
+                parent.kind,
+                member.model_dump(mode="json"),
+                placement.hypervisor,
+                parent.submitter,
+                rerun_on_loss=parent.rerun_on_loss,
+            )
+            for member, placement in zip(members, placements, strict=True)
+        ]
+        with self.sessions() as session:
+            try:
+                job, child_jobs, created = jobstore.create_family(session, parent, children)
+            except BaseException:
+                _release_all(self.placer, placements)
+                raise
+            if not created:  # an earlier request with this idempotency key answers
+                _release_all(self.placer, placements)
+                return job, False
+            for placement, child in zip(placements, child_jobs, strict=True):
+                _settle_claim(self.placer, placement, child.id)
+            self._publish_family(session, job, child_jobs, placements)
+        return job, True
+
+    def _place_members(
+        self, request: JobRequest, members: list[ProvisionParams]
+    ) -> list[Placement]:
+        """One placement per member, each seeing the claims of those before it; when one
+        fits nowhere, the others' claims are given back and the error names the member."""
+        placements: list[Placement] = []
+        try:
+            for index, member in enumerate(members, 1):
+                try:
+                    placements.append(
+                        self.placer.place(
+                            request.kind, member, request.hypervisor, request.placement
+                        )
+                    )
+                except NoHypervisorFits as exc:
+                    raise NoHypervisorFits(
+                        f"VM {index} of {len(members)} ({member.name}): {exc.detail}; "
+                        "nothing was placed",
+                        **exc.extra,
+                    ) from None
+        except BaseException:
+            _release_all(self.placer, placements)
+            raise
+        return placements
+
+    def _publish_family(
+        self, session: Session, parent: Job, children: list[Job], placements: list[Placement]
+    ) -> None:
+        hosts = Counter(placement.hypervisor for placement in placements)
+        spread = ", ".join(f"{host} {n}" for host, n in sorted(hosts.items()))
+        try:
+            self.live.open_family(parent.id, len(children), f"{len(children)} VMs: {spread}")
+        except redis.RedisError as exc:
+            log.warning("job %s stays pending, Redis unreachable: %s", parent.id, exc)
+            return
+        parent.state = JobState.QUEUED.value
+        for child, placement in zip(children, placements, strict=True):
+            self._publish(session, child, describe(placement), (parent.id, len(children)))
+
     def dry_run(self, request: JobRequest) -> dict[str, Any]:
         """What the job would do, changing and claiming nothing: for a kind that makes a VM,
         the placement decision filter by filter (and for ``domain.define`` the XML and volumes
@@ -109,6 +184,13 @@ class Submitter:
             return dry_run_job(request.kind, request.params, facts)
         kind = get_kind(request.kind)
         model = parse_params(kind, request.params)
+        if isinstance(model, ProvisionParams) and model.count is not None:
+            members = model.members()
+            batch = self.placer.preview_many(
+                kind.name, members[0], len(members), request.hypervisor, request.placement
+            )
+            placed = dict(zip((m.name for m in members), batch.hosts, strict=False))
+            return {"dry_run": True, "kind": kind.name, "vms": placed, "placement": batch.to_dict()}
         decision = self.placer.preview(kind.name, model, request.hypervisor, request.placement)
         chosen = decision.chosen
         if kind.name in DRY_RUN_KINDS:
@@ -118,7 +200,9 @@ class Submitter:
             document = {"dry_run": True, "kind": kind.name}
         return {**document, "hypervisor": chosen, "placement": decision.to_dict()}
 
-    def _publish(self, session: Session, job: Job, reason: str) -> None:
+    def _publish(
+        self, session: Session, job: Job, reason: str, family: Family | None = None
+    ) -> None:
         # The fast path. The outbox row stays either way: the recorder deletes it once it sees
         # the job was sent, or sends the job itself when the broker was unreachable here.
         try:
@@ -130,6 +214,7 @@ class Submitter:
                 params=job.params,
                 summary=job_summary(job),
                 reason=reason,
+                family=family,
             )
         except (redis.RedisError, OperationalError, OSError) as exc:
             log.warning("job %s stays pending, broker unreachable: %s", job.id, exc)
@@ -151,6 +236,11 @@ def _settle_claim(placer: Placer, placement: Placement, job_id: str | None) -> N
             placer.claims.bind(placement.claim, job_id)
     except redis.RedisError as exc:
         log.warning("claim %s left to the recorder: %s", placement.claim, exc)
+
+
+def _release_all(placer: Placer, placements: list[Placement]) -> None:
+    for placement in placements:
+        _settle_claim(placer, placement, None)
 
 
 def _rerun_on_loss(request: JobRequest, safe_to_rerun: bool) -> bool:

@@ -21,7 +21,9 @@ def job_summary(job: Job) -> dict[str, Any]:
         "id": job.id,
         "kind": job.kind,
         "params": job.params,
-        "hypervisor": job.hypervisor,
+        # A count request's parent runs nowhere; its children say where they went.
+        "hypervisor": job.hypervisor or None,
+        "parent_id": job.parent_id,
         "submitter": job.submitter,
         "idempotency_key": job.idempotency_key,
         "on_worker_lost": "rerun" if job.rerun_on_loss else "fail",
@@ -41,7 +43,7 @@ def job_document(job: Job, live: dict[str, Any] | None) -> dict[str, Any]:
         "error": job.error,
     }
     newer = live if live and live.get("seq", 0) > job.last_seq and "state" in live else None
-    return _document(job_summary(job), recorded, newer)
+    return _document(job_summary(job), recorded, newer, live)
 
 
 def live_document(live: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -52,12 +54,18 @@ def live_document(live: dict[str, Any] | None) -> dict[str, Any] | None:
         live["summary"],
         {"worker": None, "started_at": None, "finished_at": None, "result": None, "error": None},
         live,
+        live,
     )
 
 
 def _document(
-    summary: dict[str, Any], recorded: dict[str, Any], live: dict[str, Any] | None
+    summary: dict[str, Any],
+    recorded: dict[str, Any],
+    live: dict[str, Any] | None,
+    counters: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """``live`` overrides what SQL recorded (when newer); ``counters`` is the live state as
+    read, whose children counters a parent shows even when SQL has caught up."""
     doc = {**summary, **recorded}
     if live is not None:
         doc.update({name: live.get(name, doc.get(name)) for name in _LIVE_FIELDS})
@@ -65,7 +73,28 @@ def _document(
         doc["finished_at"] = _iso_epoch(live.get("finished_at")) or doc["finished_at"]
     job_id = summary["id"]
     doc["links"] = {"self": f"/v1/jobs/{job_id}", "events": f"/v1/jobs/{job_id}/events"}
+    if summary.get("parent_id"):
+        doc["links"]["parent"] = f"/v1/jobs/{summary['parent_id']}"
+    count = (summary.get("params") or {}).get("count")
+    if count is not None and not summary.get("parent_id"):
+        doc["children"] = children_summary(count, counters, doc.get("result"))
+        doc["links"]["children"] = f"/v1/jobs?parent={job_id}"
     return doc
+
+
+def children_summary(
+    count: int, live: dict[str, Any] | None, result: dict[str, Any] | None
+) -> dict[str, int]:
+    """How a parent's children stand: from the live counters its children keep, or from its
+    result once Redis has forgotten it."""
+    outcomes = ("succeeded", "failed", "cancelled", "lost")
+    if live is not None and "children_done" in live:
+        counts = {name: int(live.get(f"children_{name}", 0)) for name in outcomes}
+    elif isinstance(result, dict):
+        counts = {name: int(result.get(name, 0)) for name in outcomes}
+    else:
+        counts = dict.fromkeys(outcomes, 0)
+    return {"count": count, "done": sum(counts.values()), **counts}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -8,6 +8,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,14 @@ NODE_XML = """<node>
     <active>{cpus}</active><mhz>2000</mhz><model>x86_64</model>
   </cpu>
   <memory>{memory_kib}</memory>
+  <network>
+    <name>default</name>
+    <bridge name='orch{host}'/>
+    <forward mode='nat'/>
+    <ip address='127.79.{subnet}.1' netmask='255.255.255.0'>
+      <dhcp><range start='127.79.{subnet}.50' end='127.79.{subnet}.99'/></dhcp>
+    </ip>
+  </network>
 {pools}</node>
 """
 
@@ -53,7 +62,16 @@ class Node:
             POOL_XML.format(name=name, gib=gib, host=host, root=pool_root)
             for name, gib in self.pools.items()
         )
-        return NODE_XML.format(cpus=self.cpus, memory_kib=self.memory_mib * 1024, pools=pools)
+        # A loopback subnet per node: the address a VM's NIC reports is one only this machine
+        # answers on, so waiting for its SSH port reaches nothing outside.
+        subnet = sorted(NODES).index(host) + 1 if host in NODES else 99
+        return NODE_XML.format(
+            cpus=self.cpus,
+            memory_kib=self.memory_mib * 1024,
+            pools=pools,
+            host=host.replace("-", ""),
+            subnet=subnet,
+        )
 
 
 # Free memory under ratio 1.0 less 512 MiB reserved: hv-a 7680, hv-b 3584, hv-c 15872; hv-d
@@ -128,8 +146,8 @@ def define_body(name: str, memory_mib: int = 1024, vcpus: int = 1, **extra: Any)
     return {"kind": "domain.define", "params": params, **extra}
 
 
-@pytest.fixture
-def fleet(tmp_path: Path, redis_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
+@contextmanager
+def running_fleet(tmp_path: Path, redis_server: str) -> Iterator[Fleet]:
     uris = {}
     for name, node in NODES.items():
         path = tmp_path / f"{name}.xml"
@@ -142,12 +160,27 @@ def fleet(tmp_path: Path, redis_server: str, monkeypatch: pytest.MonkeyPatch) ->
     }
     # test_stack takes the workers to start as ``hypervisors``: the declared ones come from the
     # environment, as an operator's ORCH_HYPERVISORS would.
-    monkeypatch.setenv("ORCH_HYPERVISORS", json.dumps([DECLARED]))
-    with test_stack(tmp_path, redis_server, uris, api_tokens=tokens, api_workers=2) as stack:
-        url = stack.settings.resolved_api_url
-        fleet = Fleet(stack, Caller(url, operator), Caller(url, user))
-        fleet.until(
-            lambda: set(fleet.user.hypervisors()) == {*NODES, "hv-spare"},
-            "the recorder lists every hypervisor",
-        )
-        yield fleet
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ORCH_HYPERVISORS", json.dumps([DECLARED]))
+        with test_stack(tmp_path, redis_server, uris, api_tokens=tokens, api_workers=2) as stack:
+            url = stack.settings.resolved_api_url
+            fleet = Fleet(stack, Caller(url, operator), Caller(url, user))
+            fleet.until(
+                lambda: set(fleet.user.hypervisors()) == {*NODES, "hv-spare"},
+                "the recorder lists every hypervisor",
+            )
+            yield fleet
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, redis_server: str) -> Iterator[Fleet]:
+    """A fresh fleet for one test."""
+    with running_fleet(tmp_path, redis_server) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def module_fleet(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator[Fleet]:
+    """One fleet for a module's tests, which then run in order on what the earlier left."""
+    with running_fleet(tmp_path_factory.mktemp("fleet"), redis_server) as running:
+        yield running
