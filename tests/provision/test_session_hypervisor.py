@@ -1,0 +1,152 @@
+"""Two real hypervisors on one machine: the system libvirtd (``qemu:///system``) and a private
+session libvirtd (``qemu:///session``, see :mod:`tests.support.session_libvirt`), each served by
+its own worker process. A VM placed on the session hypervisor boots there, and only there.
+
+A session libvirtd has no ``default`` network, and an unprivileged daemon can make no bridge: the
+session VM has no NIC, so it is made with ``domain.define`` (``networks: []``). ``vm.provision``
+always adds a NIC on a libvirt network, and the session hypervisor refuses it for want of one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import libvirt
+import pytest
+
+from orchestrator.local.bootsector import MARKER, write_base_image
+from tests.domains.test_jobs_real_vm import (
+    HV,
+    NESTED_SAFE_CPU,
+    VM_ROOT,
+    VmPool,
+    boot_spec,
+    wait_for_marker,
+)
+from tests.provision.test_real_vm import provision_params
+from tests.support import services
+from tests.support.libvirtd import remove_domain
+from tests.support.services import RunningStack
+from tests.support.session_libvirt import SessionLibvirt, session_libvirtd
+
+SESSION_HV = "kvm-session"
+
+
+@pytest.fixture(scope="module")
+def session(qemu_uri: str) -> Iterator[SessionLibvirt]:
+    # Under /var/tmp, not pytest's private tmp: the daemon runs as another user.
+    with session_libvirtd(VM_ROOT) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(
+    qemu_uri: str,
+    session: SessionLibvirt,
+    redis_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningStack]:
+    with services.test_stack(
+        tmp_path_factory.mktemp("stack"),
+        redis_server,
+        {HV: qemu_uri, SESSION_HV: session.uri},
+        cpu_mode=NESTED_SAFE_CPU,
+        heartbeat_interval=0.5,
+        heartbeat_ttl=20,
+        pool_roots=[VM_ROOT],
+        read_roots=[VM_ROOT],
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def session_pool(session: SessionLibvirt) -> Iterator[VmPool]:
+    """A directory pool of the session daemon holding the boot-sector base image."""
+    root = session.make_directory("vms")
+    (root / "pool").mkdir(mode=0o755)
+    os.chown(root / "pool", session.uid, session.gid)
+    write_base_image(root / "pool" / "base.img")
+    name = f"orch-t-{uuid.uuid4().hex[:8]}"
+    conn = libvirt.open(session.uri)
+    xml = (
+        f"<pool type='dir'><name>{name}</name><target><path>{root / 'pool'}</path></target></pool>"
+    )
+    pool = conn.storagePoolCreateXML(xml, 0)
+    vm = VmPool(conn, name, root, [])
+    try:
+        yield vm
+    finally:
+        try:
+            for domain_name in vm.domains:
+                remove_domain(conn, domain_name)
+        finally:
+            pool.destroy()
+            conn.close()
+
+
+def run_ok(stack: RunningStack, kind: str, **params: Any) -> dict[str, Any]:
+    done = stack.run(kind, SESSION_HV, **params)
+    assert done["state"] == "succeeded", done["error"]
+    assert done["hypervisor"] == SESSION_HV
+    result: dict[str, Any] = done["result"]
+    return result
+
+
+def domain_names(uri: str) -> set[str]:
+    conn = libvirt.open(uri)
+    try:
+        return {domain.name() for domain in conn.listAllDomains()}
+    finally:
+        conn.close()
+
+
+def test_both_hypervisors_are_up_each_on_its_own_libvirt(
+    stack: RunningStack, session: SessionLibvirt, qemu_uri: str
+) -> None:
+    items = {hv["name"]: hv for hv in stack.api.get("/v1/hypervisors")["items"]}
+    assert set(items) == {HV, SESSION_HV}
+    assert all(hv["alive"] for hv in items.values()), items
+    assert items[HV]["libvirt_uri"] == qemu_uri
+    assert items[SESSION_HV]["libvirt_uri"] == session.uri
+
+
+def test_a_vm_defined_on_the_session_hypervisor_boots_there_and_only_there(
+    stack: RunningStack, session: SessionLibvirt, session_pool: VmPool, qemu_uri: str
+) -> None:
+    name = session_pool.domain_name("session")
+    defined = run_ok(stack, "domain.define", **boot_spec(session_pool, name))
+
+    assert (defined["changed"], defined["state"]) == (True, "running")
+    assert wait_for_marker(session_pool.serial_log(name)).startswith(MARKER)
+    assert name in domain_names(session.uri)
+    assert name not in domain_names(qemu_uri)
+    # The session daemon made the overlay, as its own unprivileged user.
+    overlay = session_pool.directory / f"{name}.qcow2"
+    assert overlay.stat().st_uid == session.uid
+    listed = stack.api.get("/v1/domains")
+    assert listed["unavailable"] == []
+    assert [d["hypervisor"] for d in listed["items"] if d["name"] == name] == [SESSION_HV]
+    assert stack.api.get(f"/v1/domains/{SESSION_HV}/{name}")["state"] == "running"
+
+    assert run_ok(stack, "domain.destroy", name=name)["state"] == "shutoff"
+    removed = run_ok(stack, "domain.undefine", name=name, remove_storage=True)
+    assert removed["removed_volumes"] == [str(overlay)]
+    assert name not in domain_names(session.uri)
+    assert session_pool.volumes() == {"base.img"}
+
+
+def test_provision_on_the_session_hypervisor_is_a_422_naming_network_for_want_of_one(
+    stack: RunningStack, session_pool: VmPool
+) -> None:
+    name = session_pool.domain_name("prov")
+    done = stack.run("vm.provision", SESSION_HV, **provision_params(session_pool, name))
+
+    assert done["state"] == "failed"
+    assert done["hypervisor"] == SESSION_HV
+    assert done["error"]["status"] == 422, done["error"]
+    assert [e["field"] for e in done["error"]["errors"]] == ["params.network"]
+    assert session_pool.volumes() == {"base.img"}
+    assert name not in {d.name() for d in session_pool.conn.listAllDomains()}
