@@ -54,6 +54,9 @@ _HOSTNAME = re.compile(
     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 MAX_COUNT = 500
+# ``network`` naming no network: a VM without a NIC, as on a hypervisor with no libvirt network
+# (qemu:///session has none). Like ``graphics: none``.
+NO_NETWORK = "none"
 # crypt(3) strings: MD5, SHA-256, SHA-512, yescrypt, bcrypt.
 _PASSWORD_HASH = re.compile(r"^\$(1|5|6|y|2[aby])\$[./A-Za-z0-9$=,]{8,512}$")
 
@@ -210,7 +213,11 @@ class ProvisionParams(JobParams):
     cdrom: PoolVolume | None = Field(
         None, description="An installer ISO in a pool; with an empty disk the VM boots it."
     )
-    network: str = Field("default", description="The libvirt network of the VM's one NIC.")
+    network: str = Field(
+        "default",
+        description="The libvirt network of the VM's one NIC, or none for a VM without a NIC "
+        "(for a hypervisor with no libvirt network, such as qemu:///session).",
+    )
     graphics: Literal["vnc", "none"] = Field("vnc", description="A VNC display, or none.")
     os_variant: str | None = Field(
         None, description="Short id from GET /v1/os-variants; default 'generic'."
@@ -258,6 +265,14 @@ class ProvisionParams(JobParams):
         for index, serial in enumerate(self.serials):
             if serial.path is not None:
                 refuse_system_path(f"params.serials.{index}.path", serial.path)
+        return self
+
+    @model_validator(mode="after")
+    def _address_needs_a_nic(self) -> ProvisionParams:
+        if self.network == NO_NETWORK and self.wait_for != "running":
+            raise ValueError(
+                f"wait_for {self.wait_for} needs a NIC: a VM on network none has no address"
+            )
         return self
 
     @model_validator(mode="after")
@@ -325,7 +340,7 @@ class ProvisionParams(JobParams):
             disks=(DiskSpec(source=source),),
             cdrom=cdrom,
             boot_source=boot,
-            networks=(NetworkSpec(source=self.network),),
+            networks=() if self.network == NO_NETWORK else (NetworkSpec(source=self.network),),
             graphics=JobGraphicsSpec(type=self.graphics),
             serials=self.serials,
             os_variant=self.os_variant,

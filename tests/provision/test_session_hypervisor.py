@@ -3,15 +3,19 @@ session libvirtd (``qemu:///session``, see :mod:`tests.support.session_libvirt`)
 its own worker process. A VM placed on the session hypervisor boots there, and only there.
 
 A session libvirtd has no ``default`` network, and an unprivileged daemon can make no bridge: the
-session VM has no NIC, so it is made with ``domain.define`` (``networks: []``). ``vm.provision``
-always adds a NIC on a libvirt network, and the session hypervisor refuses it for want of one.
+session VMs have no NIC (``domain.define`` with ``networks: []``, ``vm.provision`` with
+``network: none``); a provision that asks for the ``default`` network is refused there.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import libvirt
@@ -150,3 +154,96 @@ def test_provision_on_the_session_hypervisor_is_a_422_naming_network_for_want_of
     assert [e["field"] for e in done["error"]["errors"]] == ["params.network"]
     assert session_pool.volumes() == {"base.img"}
     assert name not in {d.name() for d in session_pool.conn.listAllDomains()}
+
+
+def test_a_vm_provisioned_without_a_nic_boots_on_the_session_hypervisor(
+    stack: RunningStack, session: SessionLibvirt, session_pool: VmPool, qemu_uri: str
+) -> None:
+    name = session_pool.domain_name("nonic")
+    params = provision_params(session_pool, name, network="none")
+    done = stack.run("vm.provision", SESSION_HV, **params)
+
+    assert done["state"] == "succeeded", done["error"]
+    result = done["result"]
+    assert (result["hypervisor"], result["name"], result["state"]) == (SESSION_HV, name, "running")
+    assert (result["mac"], result["address"], result["readiness"]) == (None, None, "running")
+    assert wait_for_marker(session_pool.serial_log(name)).startswith(MARKER)
+    assert name in domain_names(session.uri)
+    assert name not in domain_names(qemu_uri)
+
+
+@pytest.fixture
+def twin_pool(qemu_uri: str, session_pool: VmPool) -> Iterator[VmPool]:
+    """A system pool of the same name as the session one, holding the same base image: a
+    count request's overlays may go on either hypervisor."""
+    root = Path(tempfile.mkdtemp(prefix="orch-vm-", dir=VM_ROOT))
+    root.chmod(0o755)
+    (root / "pool").mkdir(mode=0o755)
+    write_base_image(root / "pool" / "base.img")
+    conn = libvirt.open(qemu_uri)
+    xml = (
+        f"<pool type='dir'><name>{session_pool.name}</name>"
+        f"<target><path>{root / 'pool'}</path></target></pool>"
+    )
+    pool = conn.storagePoolCreateXML(xml, 0)
+    twin = VmPool(conn, session_pool.name, root, [])
+    try:
+        yield twin
+    finally:
+        try:
+            for domain_name in twin.domains:
+                remove_domain(conn, domain_name)
+        finally:
+            pool.destroy()
+            conn.close()
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def test_count_four_spreads_over_both_hypervisors_and_every_vm_boots(
+    stack: RunningStack,
+    session: SessionLibvirt,
+    session_pool: VmPool,
+    twin_pool: VmPool,
+    qemu_uri: str,
+) -> None:
+    logs = session.make_directory(f"count-{uuid.uuid4().hex[:6]}")
+    prefix = f"orch-t-count-{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}-{index}" for index in range(1, 5)]
+    session_pool.domains.extend(names)
+    twin_pool.domains.extend(names)
+    params = {
+        "count": 4,
+        "name": f"{prefix}-{{index}}",
+        "memory_mib": 1024,
+        "disk": {"base_image": f"{session_pool.name}/base.img", "size": "1M"},
+        "network": "none",
+        "graphics": "none",
+        "serials": [{"type": "file", "path": f"{logs}/{prefix}-{{index}}.log"}],
+    }
+
+    # Placement goes by the heartbeats: wait until both report the pool and its base image.
+    deadline = time.monotonic() + 60
+    while not all(
+        session_pool.name in ((hv["capacity"] or {}).get("pools") or {})
+        for hv in stack.api.get("/v1/hypervisors")["items"]
+    ):
+        assert time.monotonic() < deadline, "the heartbeats never listed the pools"
+        time.sleep(0.2)
+
+    done = stack.run("vm.provision", None, **params)
+
+    assert done["state"] == "succeeded", done["error"]
+    assert done["children"]["succeeded"] == 4
+    kids = stack.api.get(f"/v1/jobs?parent={done['id']}")["items"]
+    where = {kid["params"]["name"]: kid["hypervisor"] for kid in kids}
+    assert sorted(where) == names
+    # Spread: both report this machine's memory; whichever holds less takes the next VM, so
+    # once 1 GiB VMs outweigh what the system one already runs, they alternate.
+    assert set(where.values()) == {HV, SESSION_HV}
+    on_system, on_session = domain_names(qemu_uri), domain_names(session.uri)
+    for name, hypervisor in where.items():
+        assert wait_for_marker(logs / f"{name}.log").startswith(MARKER), name
+        assert (name in on_session, name in on_system) == (
+            hypervisor == SESSION_HV,
+            hypervisor == HV,
+        )
