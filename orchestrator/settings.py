@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from orchestrator.hypervisors.labels import Labels
+from orchestrator.placement.policy import PlacementPolicy
 
 LOCAL_REDIS_PORT = 6399
 HYPERVISOR_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -61,6 +62,19 @@ class Settings(BaseSettings):
         description="Hypervisors the registry lists before any heartbeat, with their labels "
         "({name, libvirt_uri, labels}); JSON list in ORCH_HYPERVISORS. Workers that beat are "
         "listed without being declared.",
+    )
+
+    # Placement, with OpenStack Nova's defaults: what a hypervisor may promise beyond what it
+    # has, the memory kept for the host, and how many VMs it provisions at once.
+    cpu_allocation_ratio: float = Field(4.0, gt=0)
+    ram_allocation_ratio: float = Field(1.0, gt=0)
+    disk_allocation_ratio: float = Field(1.0, gt=0)
+    reserved_host_memory_mib: int = Field(512, ge=0)
+    max_provisioning_per_host: int = Field(
+        8,
+        ge=0,
+        description="VMs one hypervisor provisions at once (claimed, not yet reported by its "
+        "libvirt); placement passes over a hypervisor at the bound. 0 lifts it.",
     )
 
     # Liveness: workers beat every interval; a beat older than the TTL means the worker is gone.
@@ -163,6 +177,15 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Explicit arguments win over the environment, which wins over the TOML file.
         return (init_settings, env_settings, _TomlFileSource(settings_cls, env_settings))
+
+    def placement_policy(self) -> PlacementPolicy:
+        return PlacementPolicy(
+            cpu_allocation_ratio=self.cpu_allocation_ratio,
+            ram_allocation_ratio=self.ram_allocation_ratio,
+            disk_allocation_ratio=self.disk_allocation_ratio,
+            reserved_host_memory_mib=self.reserved_host_memory_mib,
+            max_provisioning_per_host=self.max_provisioning_per_host or None,
+        )
 
     @property
     def resolved_database_url(self) -> str:

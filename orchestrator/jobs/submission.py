@@ -77,7 +77,7 @@ class Submitter:
         self.sessions = sessions
         self.live = live
         self.publisher = TaskPublisher(celery, live)
-        self.placer = Placer(sessions, live, settings.hypervisor)
+        self.placer = Placer(sessions, live, settings.hypervisor, settings.placement_policy())
 
     def submit(
         self, request: JobRequest, submitter: str, idempotency_key: str | None = None
