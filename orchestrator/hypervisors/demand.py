@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.domains.devices import NewVolumeSource
 from orchestrator.domains.spec import DomainSpec
+from orchestrator.hypervisors.groups import GroupHint
 from orchestrator.hypervisors.labels import Labels, LabelValue
 from orchestrator.placement import PlacementRequest, Strategy
 
@@ -41,6 +42,11 @@ class PlacementHints(BaseModel):
         default_factory=dict, description="Labels the hypervisor must carry, exactly."
     )
     zone: LabelValue | None = Field(None, description="Shorthand for labels.zone.")
+    group: GroupHint | None = Field(
+        None,
+        description="A server group the VM joins: anti-affinity puts no two members on one "
+        "hypervisor, affinity every member on one. A count request's VMs all join it.",
+    )
 
     @model_validator(mode="after")
     def _zone_agrees(self) -> PlacementHints:

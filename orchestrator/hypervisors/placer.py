@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -20,6 +20,7 @@ from orchestrator.errors import Conflict, InvalidInput, Unavailable
 from orchestrator.hypervisors import registry
 from orchestrator.hypervisors.claims import ClaimBook, ClaimRefused, HostClaims, Limits
 from orchestrator.hypervisors.demand import PlacementHints, needs_resources, placement_request
+from orchestrator.hypervisors.groups import GroupBook
 from orchestrator.hypervisors.registry import AdminState
 from orchestrator.hypervisors.view import Entry, host_views, limits_for
 from orchestrator.placement import (
@@ -80,6 +81,7 @@ class Placer:
         self.sessions = sessions
         self.live = live
         self.claims = ClaimBook(live.redis)
+        self.groups = GroupBook(live.redis)
         self.default_hypervisor = default_hypervisor
         self.policy = policy or PlacementPolicy()
         self._cached: tuple[float, list[dict[str, Any]]] | None = None
@@ -108,11 +110,14 @@ class Placer:
             return self._place_anywhere(request)
         for _ in range(MAX_ATTEMPTS):
             hosts, claims = self._snapshot(request, fresh=True)
-            decision = self._decide(hosts, request)
+            grouped = self._in_group(request, hints)
+            decision = self._decide(hosts, grouped)
             try:
-                claim = self._claim(hosts, claims, decision, request, domain)
+                claim = self._claim(hosts, claims, decision, grouped, domain)
             except ClaimRefused:
                 continue
+            if hints is not None and hints.group is not None and domain:
+                self.groups.join(hints.group.name, domain)
             return Placement(decision.chosen or "", claim, decision)
         raise PlacementContended(
             f"{MAX_ATTEMPTS} placements in a row lost their claim to concurrent ones; try again"
@@ -128,7 +133,7 @@ class Placer:
         if named is not None:
             hosts = [host for host in hosts if host.name == named]
         view = PlacementView(hosts, self.policy, self._filters(kind))
-        return view.place(request)
+        return view.place(self._in_group(request, hints))
 
     def preview_many(
         self,
@@ -140,11 +145,20 @@ class Placer:
     ) -> BatchPlacement:
         """Where ``count`` VMs like ``params`` would go, one after another, claiming nothing
         (a count request's ``dry_run``)."""
-        request = placement_request(kind, params, hints)
+        request = self._in_group(placement_request(kind, params, hints), hints)
         hosts = self.hosts(request, fresh=True)
         if named is not None:
             hosts = [host for host in hosts if host.name == named]
         return PlacementView(hosts, self.policy, self._filters(kind)).place_many(request, count)
+
+    def _in_group(
+        self, request: PlacementRequest, hints: PlacementHints | None
+    ) -> PlacementRequest:
+        """``request`` with the group it joins and where that group's members are now."""
+        if hints is None or hints.group is None:
+            return request
+        group = self.groups.group(hints.group, self._beats(fresh=False), self.claims.all())
+        return replace(request, group=group)
 
     def hosts(self, request: PlacementRequest | None = None, fresh: bool = True) -> list[HostView]:
         return self._snapshot(request, fresh)[0]

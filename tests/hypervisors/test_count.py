@@ -188,10 +188,56 @@ def test_cancelling_the_parent_cancels_the_children_not_yet_done(fleet: Fleet) -
     # Those that ran were stopped and removed what they made: once the heartbeats catch up,
     # no VM of the request is left on any hypervisor.
     fleet.until(
-        lambda: not any(
-            name.startswith("slow-") for names in domains_on(fleet).values() for name in names
+        lambda: (
+            not any(
+                name.startswith("slow-") for names in domains_on(fleet).values() for name in names
+            )
         ),
         "no slow-* domain is left",
     )
     again = fleet.user.request("POST", f"/v1/jobs/{parent_id}/cancel")
     assert again.status_code == 409
+
+
+def test_anti_affinity_puts_each_member_on_its_own_hypervisor_and_refuses_one_more(
+    fleet: Fleet,
+) -> None:
+    group = {"group": {"name": "db", "policy": "anti-affinity"}}
+    accepted = fleet.user.post_job({**provision_body("db-{index}", 3), "placement": group})
+    assert accepted.status_code == 202, accepted.text
+    done = fleet.user.wait_job(accepted.json()["id"])
+    assert done["state"] == "succeeded", done["error"]
+    hosts = sorted(kid["hypervisor"] for kid in children(fleet, done["id"]))
+    # The three hypervisors with pool "default", one member each.
+    assert hosts == ["hv-a", "hv-b", "hv-c"]
+    fleet.until(
+        lambda: all(
+            {"db-1", "db-2", "db-3"} & names
+            for hv, names in domains_on(fleet).items()
+            if hv in hosts
+        ),
+        "the heartbeats report the members",
+    )
+
+    # Once the claims are gone the group is known from what libvirt reports: a fourth member
+    # has nowhere to go, and the answer says which rule removed which hosts.
+    refused = fleet.user.post_job({**provision_body("db-4", None), "placement": group})
+
+    assert refused.status_code == 409, refused.text
+    detail = refused.json()["detail"]
+    assert "anti-affinity group db removed 3 (hv-a, hv-b, hv-c)" in detail, detail
+    assert not [
+        j
+        for j in fleet.user.request("GET", "/v1/jobs?limit=500").json()["items"]
+        if j["params"].get("name") == "db-4"
+    ]
+
+
+def test_affinity_puts_every_member_beside_the_first(fleet: Fleet) -> None:
+    group = {"group": {"name": "cache", "policy": "affinity"}}
+    accepted = fleet.user.post_job({**provision_body("cache-{index}", 3), "placement": group})
+    assert accepted.status_code == 202, accepted.text
+    done = fleet.user.wait_job(accepted.json()["id"])
+
+    assert done["state"] == "succeeded", done["error"]
+    assert len({kid["hypervisor"] for kid in children(fleet, done["id"])}) == 1
