@@ -11,6 +11,7 @@ from kombu.utils.json import dumps
 
 from orchestrator.celery_app import RUN_JOB_TASK
 from orchestrator.jobs.livestate import Family, LiveState
+from orchestrator.jobs.titles import task_title
 from orchestrator.settings import queue_for
 
 
@@ -53,6 +54,8 @@ class TaskPublisher:
             RUN_JOB_TASK,
             args=[job_id, attempt, kind, params],
             reply_to=self.celery.thread_oid,
+            # Flower (and Celery's events) show this name instead of the one task every job runs.
+            shadow=task_title(kind, hypervisor, params),
             ignore_result=None,  # as send_task leaves it: the task's own setting decides
         )
         delivery = (
