@@ -13,7 +13,6 @@ from orchestrator.jobs.titles import task_title
 from orchestrator.local.processes import free_port
 from tests.support import services
 
-
 AUTH = ("ops", "correct-horse")
 
 

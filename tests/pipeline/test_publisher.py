@@ -37,7 +37,13 @@ def test_the_pushed_message_is_the_one_celery_send_task_pushes(
     args = ["job-1", 1, "ping", {"note": "héllo", "n": [1, 2]}]
     with celery.producer_pool.acquire(block=True) as producer:
         celery.send_task(
-            RUN_JOB_TASK, args=args, task_id="job-1", queue=QUEUE, producer=producer, retry=False
+            RUN_JOB_TASK,
+            args=args,
+            task_id="job-1",
+            queue=QUEUE,
+            producer=producer,
+            retry=False,
+            shadow="ping @ publisher-test",
         )
     TaskPublisher(celery, LiveState(client)).publish(
         job_id="job-1", attempt=1, kind="ping", hypervisor="publisher-test", params=args[3]
