@@ -1,27 +1,26 @@
-"""``GET /v1/audit``, and the hook that writes the audit trail: one row for every write
+"""``GET /v1/audit``, and the hook that keeps the audit trail: one row for every write
 (POST, PUT, PATCH, DELETE) and every refusal (401, 403, 429), whatever answered it.
 
 Registering this blueprint installs the hook on the whole app. A view that knows the job it
-touched says so with :func:`note_job`.
+touched says so with :func:`note_job`. Rows are written in batches off the request's path
+(:mod:`orchestrator.access.audit_writer`); ``GET /v1/audit`` writes this process's first.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 
-from flask import Blueprint, Response, g, jsonify, request
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask.blueprints import BlueprintSetupState
 
 from api.auth import actor_name, requires
 from api.requests import int_arg
 from api.services import services
 from orchestrator.access import audit
+from orchestrator.access.audit_writer import AuditWriter
 from orchestrator.access.scopes import ADMIN
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("audit", __name__, url_prefix="/v1")
 
@@ -36,10 +35,22 @@ _last_rate_limited: dict[tuple[int, str, str | None, str], float] = {}
 _rate_limited_lock = threading.Lock()
 
 
+@bp.record_once
+def _init_writer(state: BlueprintSetupState) -> None:
+    sessions = state.app.extensions["orchestrator"].sessions
+    state.app.extensions["audit"] = AuditWriter(sessions)
+
+
+def writer() -> AuditWriter:
+    found: AuditWriter = current_app.extensions["audit"]
+    return found
+
+
 @bp.get("/audit")
 @requires(ADMIN)
 def index() -> Response:
     """Audit entries, newest first; filters ``actor``, ``since``, ``outcome``; ``cursor``."""
+    writer().flush()  # what this process was told of so far, even within the last batch
     since = request.args.get("since")
     with services().sessions() as session:
         rows, cursor = audit.list_entries(
@@ -65,13 +76,7 @@ def _record(response: Response) -> Response:
     if status in FLOODABLE and not _first_in_window(status):
         return response
     if request.method in WRITES or status in audit.REFUSED:
-        try:
-            entry = _entry(response)
-            with services().sessions() as session:
-                audit.record(session, entry)
-        except SQLAlchemyError as exc:
-            # The request already happened: failing its answer now would hide that it did.
-            log.error("audit entry for %s %s not written: %s", request.method, request.path, exc)
+        writer().submit(_entry(response))
     return response
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,14 +31,26 @@ class AuditRecord:
     job_id: str | None = None
     kind: str | None = None
     reason: str | None = None
+    # When it happened, not when it was written: entries are written in batches.
+    time: datetime = field(default_factory=utcnow)
 
 
 def record(session: Session, entry: AuditRecord) -> None:
     """Write one entry, as a single insert of its own."""
-    values = asdict(entry)
-    values.update(time=utcnow(), path=entry.path[:1024], reason=_clip(entry.reason, 255))
-    session.connection().execute(_INSERT, values)
+    record_many(session, [entry])
+
+
+def record_many(session: Session, entries: list[AuditRecord]) -> None:
+    """Write ``entries`` in one transaction, in their order."""
+    rows = [_row(entry) for entry in entries]
+    session.connection().execute(_INSERT, rows)
     session.commit()
+
+
+def _row(entry: AuditRecord) -> dict[str, Any]:
+    values = asdict(entry)
+    values.update(path=entry.path[:1024], reason=_clip(entry.reason, 255))
+    return values
 
 
 def outcome_of(status: int) -> str:

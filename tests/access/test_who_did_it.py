@@ -5,6 +5,7 @@ write and refusal with its actor, readable over HTTP and with ``orchestrator aud
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -171,12 +172,23 @@ def test_without_tokens_nothing_is_asked_and_x_submitter_stays(make_stack: Any) 
     assert posted.status_code == 202 and posted.json()["submitter"] == "ci-7"
     assert "checks" in requests.get(f"{url}/v1/health", timeout=30).json()
     # Writes are still audited, as anonymous: the claim in X-Submitter proves nothing.
-    shown = run_cli(stack, "audit", "--json")
-    assert shown.returncode == 0, shown.stderr
-    entries = json.loads(shown.stdout)
+    entries = audited_in_sql(stack, count=1)
     assert [(e["actor"], e["route"], e["status"]) for e in entries] == [
         ("anonymous", "/v1/jobs", 202)
     ]
+
+
+def audited_in_sql(stack: RunningStack, count: int) -> list[dict[str, Any]]:
+    """``orchestrator audit`` once it shows ``count`` entries: the API writes them in batches,
+    a moment after it answers."""
+    deadline = time.monotonic() + 60
+    while True:
+        shown = run_cli(stack, "audit", "--json")
+        assert shown.returncode == 0, shown.stderr
+        entries: list[dict[str, Any]] = json.loads(shown.stdout)
+        if len(entries) >= count or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.1)
 
 
 def test_a_rate_limited_request_is_audited_as_refused(make_stack: Any) -> None:
