@@ -9,8 +9,9 @@ from rich.console import Console
 
 from orchestrator.client import ApiClient, ApiError
 from orchestrator.local.demo_access import ACCESS_STEPS
-from orchestrator.local.demo_domains import DOMAIN_STEPS
+from orchestrator.local.demo_domains import BASE_IMAGE_REMOVAL_STEP, DOMAIN_STEPS
 from orchestrator.local.demo_fleet import FLEET_STEPS
+from orchestrator.local.demo_placement import placement_steps
 from orchestrator.local.demo_steps import Step, job_step
 from orchestrator.local.demo_storage import POOL_REMOVAL_STEP, STORAGE_STEPS
 from orchestrator.local.stack import LocalStack, running_stack
@@ -25,7 +26,8 @@ def run_demo(settings: Settings) -> int:
     with running_stack(settings) as stack:
         _print_endpoints(stack, settings)
         client = ApiClient(settings.resolved_api_url)
-        outcomes = [_run_step(client, settings, name, step) for name, step in STEPS]
+        steps = demo_steps(stack)
+        outcomes = [_run_step(client, settings, name, step) for name, step in steps]
     console.print("[bold]stack stopped[/bold]")
     return 0 if all(outcomes) else 1
 
@@ -69,12 +71,16 @@ def _run_step(client: ApiClient, settings: Settings, name: str, step: Step) -> b
     return ok
 
 
-STEPS: list[tuple[str, Step]] = [
-    ("ping: a round trip through the local hypervisor's worker", job_step("ping")),
-    ("hypervisor.facts: what libvirt says about this machine", job_step("hypervisor.facts")),
-    *STORAGE_STEPS,
-    *DOMAIN_STEPS,
-    POOL_REMOVAL_STEP,
-    *FLEET_STEPS,
-    *ACCESS_STEPS,
-]
+def demo_steps(stack: LocalStack) -> list[tuple[str, Step]]:
+    """Every step, in order; the placement steps start a second worker into ``stack``."""
+    return [
+        ("ping: a round trip through the local hypervisor's worker", job_step("ping")),
+        ("hypervisor.facts: what libvirt says about this machine", job_step("hypervisor.facts")),
+        *STORAGE_STEPS,
+        *DOMAIN_STEPS,
+        *placement_steps(stack),
+        BASE_IMAGE_REMOVAL_STEP,
+        POOL_REMOVAL_STEP,
+        *FLEET_STEPS,
+        *ACCESS_STEPS,
+    ]

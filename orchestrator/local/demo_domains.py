@@ -1,6 +1,8 @@
 """The domain part of ``orchestrator demo``: a real VM on the local hypervisor, booted from a
 512-byte boot sector (:mod:`orchestrator.local.bootsector`), proven alive by the marker it writes to
-its serial console, then destroyed and undefined with its disk, and its base image deleted.
+its serial console, then destroyed and undefined with its disk. The base image serves the
+placement steps (:mod:`orchestrator.local.demo_placement`) too, and is deleted after them
+(:data:`BASE_IMAGE_REMOVAL_STEP`).
 
 The base image is written under ``var/images`` and imported into the demo pool by a
 ``volume.upload`` job; the VM boots a qcow2 overlay on it. Its serial console is a file under
@@ -192,10 +194,10 @@ DOMAIN_STEPS: list[tuple[str, Step]] = [
         job_step("domain.destroy", {"name": VM}),
     ),
     ("domain.undefine: remove the VM with its overlay disk (remove_storage)", remove_vm),
-    (
-        "volume.delete: the boot-sector base image",
-        job_step(
-            "volume.delete", lambda settings: {"pool": demo_pool(settings), "name": BASE_IMAGE}
-        ),
-    ),
 ]
+
+
+BASE_IMAGE_REMOVAL_STEP: tuple[str, Step] = (
+    "volume.delete: the boot-sector base image",
+    job_step("volume.delete", lambda settings: {"pool": demo_pool(settings), "name": BASE_IMAGE}),
+)
