@@ -86,13 +86,14 @@ local claim = {}
 for i = 1, #raw, 2 do claim[raw[i]] = raw[i + 1] end
 local hk = 'orch:claims:host:' .. claim['host']
 if claim['provisioning'] ~= '0' then
-  redis.call('HINCRBY', hk, 'provisioning', -tonumber(claim['provisioning']))
+  redis.call('HINCRBY', hk, 'provisioning', 0 - tonumber(claim['provisioning']))
   redis.call('HSET', KEYS[1], 'provisioning', '0', 'finished_at', ARGV[3])
 end
 if ARGV[2] ~= 'release' then return 1 end
 for name, value in pairs(claim) do
   if name == 'vcpus' or name == 'memory_mib' or string.sub(name, 1, 5) == 'disk:' then
-    redis.call('HINCRBY', hk, name, -tonumber(value))
+    -- 0 - x, not -x: Lua turns -0 into "-0", which HINCRBY refuses.
+    redis.call('HINCRBY', hk, name, 0 - tonumber(value))
   end
 end
 redis.call('HINCRBY', hk, 'released', 1)

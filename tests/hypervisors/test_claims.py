@@ -87,6 +87,17 @@ def test_a_claim_bound_to_its_job_is_released_once_and_gives_everything_back(
     assert not book.bind(claim, "job-2")
 
 
+def test_a_claim_holding_zero_of_something_is_given_back_too(book: ClaimBook) -> None:
+    # An overlay without a size claims 0 disk bytes (its base image's size is not known here).
+    claim = book.claim("hv1", Resources(1, 512, {"default": 0}), Limits(), domain="web-02")
+    book.finish(claim)
+    book.release(claim)
+
+    after = book.per_host(["hv1"])["hv1"]
+    assert after.claimed == Resources(0, 0) and after.provisioning == 0
+    assert book.all() == []
+
+
 def _host(name: str, cpus: int, memory_mib: int, disk_gib: int) -> dict[str, object]:
     pool = {"capacity": disk_gib * GIB, "allocation": 0, "available": disk_gib * GIB}
     capacity = {"cpus": cpus, "memory_mib": memory_mib, "pools": {"default": pool}}
