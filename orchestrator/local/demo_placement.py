@@ -162,10 +162,7 @@ def count_body(settings: Settings, count: int, pattern: str, memory_mib: int) ->
         "count": count,
         "name": pattern,
         "memory_mib": memory_mib,
-        # The overlay's size is the base image's, given rather than left to default: a claim
-        # of 0 disk bytes fails to be given back (the release script's "-0" is no integer to
-        # Redis), and would keep the VM's memory claimed after the VM is gone.
-        "disk": {"base_image": f"{demo_pool(settings)}/{BASE_IMAGE}", "size": IMAGE_BYTES},
+        "disk": {"base_image": f"{demo_pool(settings)}/{BASE_IMAGE}"},
         "network": "none",
         "graphics": "none",
     }
