@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 bench: host venv  ## every benchmark, each beside its anchor; results in bench/results/
-	for b in pipeline volumes domains fleet placement api; do $(BIN)/python -m bench.$$b || exit 1; done
+	for b in pipeline volumes domains fleet placement api provision; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
