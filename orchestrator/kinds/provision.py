@@ -269,9 +269,16 @@ class ProvisionParams(JobParams):
 
     @model_validator(mode="after")
     def _address_needs_a_nic(self) -> ProvisionParams:
-        if self.network == NO_NETWORK and self.wait_for != "running":
+        if self.network != NO_NETWORK:
+            return self
+        if self.wait_for != "running":
             raise ValueError(
                 f"wait_for {self.wait_for} needs a NIC: a VM on network none has no address"
+            )
+        if self.disk.base_image is None and self.cdrom is None:
+            raise ValueError(
+                "an empty disk without cdrom boots from the network, and network none has no "
+                "NIC: give cdrom, base_image or a network"
             )
         return self
 

@@ -175,3 +175,48 @@ def test_errors_about_the_spec_name_the_provision_parameter() -> None:
     assert provision_field("params.disks.0.source.pool") == "params.disk.source.pool"
     assert provision_field("params.disks") == "params.disk"
     assert provision_field("params.cloud_init") == "params.cloud_init"
+
+
+def test_network_none_makes_a_vm_without_a_nic_that_needs_something_else_to_boot() -> None:
+    spec = parse(params(network="none")).domain_spec()
+    assert spec.networks == ()
+
+    assert refused_fields(params(network="none", wait_for="address")) == ["params"]
+    empty = {"pool": "vms", "size": "8G"}
+    assert refused_fields(params(network="none", disk=empty)) == ["params"]
+    with_iso = parse(params(network="none", disk=empty, cdrom="isos/debian.iso"))
+    assert with_iso.domain_spec().boot_source == "cdrom"
+
+
+def test_count_members_are_named_by_the_pattern_and_checked_one_by_one() -> None:
+    parsed = parse(
+        params(
+            count=3,
+            name="web-{index:02d}",
+            cloud_init={"hostname": "web-{index}.lab"},
+            serials=[{"type": "file", "path": "/srv/logs/web-{index}.log"}],
+        )
+    )
+    members = parsed.members()
+    assert [m.name for m in members] == ["web-01", "web-02", "web-03"]
+    assert [m.cloud_init.hostname for m in members if m.cloud_init] == [
+        "web-1.lab",
+        "web-2.lab",
+        "web-3.lab",
+    ]
+    assert [m.serials[0].path for m in members] == [f"/srv/logs/web-{i}.log" for i in (1, 2, 3)]
+    assert {m.count for m in members} == {None}
+    # A single VM is its own only member.
+    assert parse(params()).members()[0].name == "web1"
+
+    assert refused_fields(params(count=2, name="web")) == ["params.name"]
+    assert refused_fields(params(count=2, name="web-{index:c}")) == ["params.name"]
+    assert refused_fields(params(count=2, name="web-{host}")) == ["params.name"]
+    assert refused_fields(
+        params(count=2, name="w{index}", cloud_init={"hostname": "a_{index}"})
+    ) == ["params"]
+    serial = [{"type": "file", "path": "/srv/logs/same.log"}]
+    assert refused_fields(params(count=2, name="w{index}", serials=serial)) == ["params"]
+    assert refused_fields(params(name="w{index}", cloud_init={"hostname": "h{index}"})) == [
+        "params.name"
+    ]
