@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api.audit import note_job
 from api.auth import check_owner, check_scope, requires, submitter_name
+from api.event_stream import event_stream, resume_point, wants_stream
 from api.fleet import admit_fleet_job
 from api.requests import float_arg, int_arg, json_body
 from api.services import services
@@ -26,6 +27,7 @@ from orchestrator.models import Job
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
 MAX_WAIT_SECONDS = 300.0
+UNFINISHED = frozenset(s.value for s in JobState if not s.is_terminal)
 # Query argument -> job column.
 _FILTERS = {"state": "state", "kind": "kind", "hypervisor": "hypervisor", "parent": "parent_id"}
 
@@ -61,43 +63,85 @@ def submit() -> tuple[Response, int, dict[str, str]]:
 def show(job_id: str) -> Response:
     """One job; ``?wait=SECONDS`` holds the answer until the job finishes (CI's POST-and-wait)."""
     wait = float_arg("wait", 0.0, maximum=MAX_WAIT_SECONDS)
-    svc = services()
+    return jsonify(_current_document(job_id, wait))
+
+
+def _current_document(job_id: str, wait: float = 0.0) -> dict[str, Any]:
     # A job Redis does not know (or Redis down) comes back at once, unwaited: SQL answers.
     live = _live(job_id, wait)
     document = live_document(live)
     if document is not None:
-        return jsonify(document)
-    with svc.sessions() as session:
+        return document
+    with services().sessions() as session:
         job = jobstore.get_job(session, job_id)
-    return jsonify(job_document(job, live))
+    return job_document(job, live)
 
 
 @bp.get("")
 @requires(JOBS_READ)
 def index() -> Response:
+    """Jobs newest first, each in the state ``GET /v1/jobs/<id>`` shows at that moment, and
+    ``?state=`` filters on that state, not on the recorder's copy (docs/api.md: reads agree)."""
     limit = int_arg("limit", 50, minimum=1, maximum=500)
     filters = {
         column: request.args[arg] for arg, column in _FILTERS.items() if request.args.get(arg)
     }
-    if "state" in filters and filters["state"] not in {s.value for s in JobState}:
+    state = filters.pop("state", None)
+    if state is not None and state not in {s.value for s in JobState}:
         states = ", ".join(s.value for s in JobState)
         raise InvalidInput(
-            f"unknown state {filters['state']!r}",
+            f"unknown state {state!r}",
             errors=[{"field": "state", "message": f"must be one of: {states}"}],
         )
     with services().sessions() as session:
-        jobs, cursor = jobstore.list_jobs(
-            session, filters=filters, cursor=request.args.get("cursor"), limit=limit
+        items, cursor = _page(session, filters, state, request.args.get("cursor"), limit)
+    return jsonify({"items": items, "next_cursor": cursor})
+
+
+def _page(
+    session: Session, filters: dict[str, str], state: str | None, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of job documents. SQL trails Redis, so a job recorded in any state not yet
+    final may be in ``state`` now: those are read too, and kept when their live state is it.
+    Pages walk by creation (job ids), so state changes while walking skip and repeat none."""
+    candidates = None if state is None else {state, *UNFINISHED}
+    items: list[dict[str, Any]] = []
+    while True:
+        jobs, following = jobstore.list_jobs(
+            session, filters=filters, cursor=cursor, limit=limit, states=candidates
         )
-    return jsonify({"items": [_document(job) for job in jobs], "next_cursor": cursor})
+        lives = _lives([job.id for job in jobs])
+        for job in jobs:
+            document = job_document(job, lives.get(job.id))
+            if state is None or document["state"] == state:
+                items.append(document)
+                if len(items) == limit:
+                    more = following is not None or job is not jobs[-1]
+                    return items, jobstore.encode_cursor(job.id) if more else None
+        if following is None:
+            return items, None
+        cursor = following
+
+
+def _lives(job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    try:
+        return services().live.jobs(job_ids)
+    except redis.RedisError:
+        return {}  # Redis down: SQL alone answers
 
 
 @bp.get("/<job_id>/events")
 @requires(JOBS_READ)
 def events(job_id: str) -> Response:
+    """The job's events after ``?after=N``: a JSON page, or with ``Accept: text/event-stream``
+    a stream of them as they come (see api/event_stream.py)."""
     after = int_arg("after", 0)
     limit = int_arg("limit", 1000, minimum=1, maximum=10000)
     svc = services()
+    if wants_stream():
+        with svc.sessions() as session:
+            jobstore.get_job(session, job_id)
+        return event_stream(job_id, resume_point(after), lambda: _current_document(job_id))
     with svc.sessions() as session:
         jobstore.get_job(session, job_id)
         live = _live_events(job_id, after, limit)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 import redis
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from api.auth import current_principal, tokens_on
 from api.problems import problem_response
@@ -45,6 +45,8 @@ WORKER_READ_ENDPOINTS = frozenset(
     {"storage.pools", "storage.pool_volumes", "storage.volumes", "domains.index", "domains.show"}
 )
 UPLOAD_ENDPOINT = "storage.upload_content"
+# A job's events as Server-Sent Events: a waiter for as long as the stream is open.
+STREAM_ENDPOINT = "jobs.events"
 
 # How long a slot counts without news of its request: the longest wait a request may ask for,
 # plus a margin. A process killed mid-request leaks its slot for no longer than this.
@@ -91,7 +93,9 @@ def init_app(app: Flask, settings: Settings) -> None:
         socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
         socket_timeout=_REDIS_TIMEOUT_SECONDS,
     )
-    admission = _Admission(settings, RateLimiter(client, settings.rate_limit), _SlotStore(client))
+    slots = _SlotStore(client)
+    app.extensions["limit_slots"] = slots
+    admission = _Admission(settings, RateLimiter(client, settings.rate_limit), slots)
     app.before_request(admission.admit)
     app.teardown_request(admission.release)
     app.register_error_handler(LimitReached, _limit_reached)
@@ -160,8 +164,10 @@ class _Admission:
         self._count_rate()
         if endpoint == UPLOAD_ENDPOINT:
             self._admit_upload()
-        elif endpoint in WORKER_READ_ENDPOINTS or (
-            endpoint in LONG_POLL_ENDPOINTS and _asks_to_wait()
+        elif (
+            endpoint in WORKER_READ_ENDPOINTS
+            or (endpoint in LONG_POLL_ENDPOINTS and _asks_to_wait())
+            or (endpoint == STREAM_ENDPOINT and _asks_to_stream())
         ):
             self._admit_waiter()
 
@@ -227,6 +233,22 @@ class _Admission:
         if taken:
             g.limit_slot = (key, member)
         return taken
+
+
+def renew_waiter_slot() -> None:
+    """Keep the waiter slot of a request that is still open (a stream outlives the hold)."""
+    held: tuple[str, str] | None = g.get("limit_slot")
+    if held is None:
+        return
+    try:
+        slots: _SlotStore = current_app.extensions["limit_slots"]
+        slots.renew(*held, WAITER_HOLD_SECONDS)
+    except redis.RedisError as exc:
+        log.warning("could not renew limit slot %s: %s", held[0], exc)
+
+
+def _asks_to_stream() -> bool:
+    return "text/event-stream" in request.headers.get("Accept", "")
 
 
 def _asks_to_wait() -> bool:

@@ -418,18 +418,23 @@ class LiveState:
     def job(self, job_id: str) -> dict[str, Any] | None:
         """The live fields of a job, decoded, or None when Redis has none."""
         raw = self.redis.hgetall(job_key(job_id))
-        if not raw:
-            return None
-        decoded: dict[str, Any] = {"id": job_id, **raw}
-        for name in ("result", "error", "summary"):
-            decoded[name] = json.loads(raw[name]) if raw.get(name) else None
-        for name in ("attempt", "seq", "claimed_attempt"):
-            if name in raw:
-                decoded[name] = int(raw[name])
-        for name in ("started_at", "finished_at", "updated_at"):
-            if raw.get(name):
-                decoded[name] = float(raw[name])
-        return decoded
+        return _decoded(job_id, raw) if raw else None
+
+    def jobs(self, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """The live fields of each job (None for one Redis does not know), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(job_key(job_id))
+        return {
+            job_id: _decoded(job_id, raw) if raw else None
+            for job_id, raw in zip(job_ids, pipe.execute(), strict=True)
+        }
+
+    def wait_for_events(self, job_id: str, after: int, block_ms: int) -> bool:
+        """Block until the job's stream has an event with seq > ``after`` (True) or
+        ``block_ms`` passed (False). Keep ``block_ms`` below the client's socket timeout."""
+        found = self.redis.xread({job_stream(job_id): f"0-{after}"}, count=1, block=block_ms)
+        return bool(found)
 
     def state(self, job_id: str) -> JobState | None:
         """Only the job's live state (one field): for loops that poll it."""
@@ -480,6 +485,19 @@ class LiveState:
     def running_jobs(self) -> list[dict[str, Any]]:
         """Live state of every job currently claimed by a worker."""
         return [job for job_id in self.redis.smembers(RUNNING_SET) if (job := self.job(job_id))]
+
+
+def _decoded(job_id: str, raw: dict[str, str]) -> dict[str, Any]:
+    decoded: dict[str, Any] = {"id": job_id, **raw}
+    for name in ("result", "error", "summary"):
+        decoded[name] = json.loads(raw[name]) if raw.get(name) else None
+    for name in ("attempt", "seq", "claimed_attempt"):
+        if name in raw:
+            decoded[name] = int(raw[name])
+    for name in ("started_at", "finished_at", "updated_at"):
+        if raw.get(name):
+            decoded[name] = float(raw[name])
+    return decoded
 
 
 def _emitted(raw: list[Any]) -> Emitted:

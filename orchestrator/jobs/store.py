@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,12 +173,20 @@ def get_job(session: Session, job_id: str) -> Job:
 
 
 def list_jobs(
-    session: Session, *, filters: dict[str, str], cursor: str | None, limit: int
+    session: Session,
+    *,
+    filters: dict[str, str],
+    cursor: str | None,
+    limit: int,
+    states: Collection[str] | None = None,
 ) -> tuple[list[Job], str | None]:
-    """Newest first; returns the page and the cursor of the next page (None at the end)."""
+    """Newest first; returns the page and the cursor of the next page (None at the end).
+    ``states``: only jobs whose recorded state is one of these."""
     query = select(Job).order_by(Job.id.desc()).limit(limit + 1)
     for name, value in filters.items():
         query = query.where(getattr(Job, name) == value)
+    if states is not None:
+        query = query.where(Job.state.in_(list(states)))
     if cursor:
         query = query.where(Job.id < decode_cursor(cursor))
     jobs = list(session.scalars(query))
