@@ -88,6 +88,19 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(3300, gt=0)
 
     recorder_lost_check_interval: float = Field(2.0, gt=0)
+    lost_grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long a running job whose worker stopped beating, or that its live "
+        "worker no longer runs, is left before it is marked lost or run again: longer than a "
+        "Redis restart or a starved heartbeat.",
+    )
+    outcome_retry_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How long a worker retries writing a job's events and outcome while "
+        "Redis is unreachable (the job's thread waits meanwhile).",
+    )
     outbox_grace_seconds: float = Field(
         2.0, ge=0, description="Age before the recorder republishes an unpublished job."
     )

@@ -31,7 +31,13 @@ def create_worker_app(settings: Settings) -> tuple[Celery, WorkerRuntime]:
     ) -> dict[str, Any]:
         return run_attempt(runtime, job_id, attempt, kind, params)
 
-    heartbeat = Heartbeat(settings, runtime.live, runtime.instance, runtime.connector)
+    heartbeat = Heartbeat(
+        settings,
+        runtime.live,
+        runtime.instance,
+        runtime.connector,
+        running=lambda: list(runtime.running),
+    )
     worker_ready.connect(lambda **_: start_serving(runtime, heartbeat), weak=False)
     worker_shutdown.connect(lambda **_: heartbeat.stop(), weak=False)
     worker_shutdown.connect(lambda **_: runtime.resources.ssh_pool.close_all(), weak=False)

@@ -11,6 +11,7 @@ from orchestrator.jobs.livestate import LiveState
 from orchestrator.settings import Settings
 from workers.domains.host import HostFactsCache
 from workers.fleet.connections import ConnectionPool
+from workers.redis_retry import TRANSIENT, retrying
 
 if TYPE_CHECKING:
     import libvirt
@@ -38,6 +39,12 @@ class JobContext:
     connect: Callable[[], libvirt.virConnect]
     resources: WorkerResources = field(default_factory=WorkerResources)
     _undo: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    # Set once the attempt was ended from outside its thread (its hard deadline): whatever the
+    # thread reports afterwards is dropped, so it cannot touch the job's record again.
+    fenced: bool = False
+
+    def fence(self) -> None:
+        self.fenced = True
 
     @property
     def hypervisor(self) -> str:
@@ -56,8 +63,17 @@ class JobContext:
         host: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        """Report progress; it reaches the API and SQL in order with a sequence number."""
-        self.live.event(self.job_id, self.attempt, message, level=level, host=host, data=data)
+        """Report progress; it reaches the API and SQL in order with a sequence number. While
+        Redis is unreachable the report is retried (the handler waits), never dropped."""
+        if self.fenced:
+            return
+        retrying(
+            lambda: self.live.event(
+                self.job_id, self.attempt, message, level=level, host=host, data=data
+            ),
+            f"job {self.job_id} event",
+            self.settings.outcome_retry_seconds,
+        )
 
     def created(self, description: str, undo: Callable[[], None]) -> None:
         """Remember something this attempt created, so a failure later removes it again."""
@@ -78,5 +94,9 @@ class JobContext:
                 self.event(f"could not remove {description}: {exc}", level="error")
 
     def cancel_requested(self) -> bool:
-        """Whether someone asked for this job to stop; long handlers check between steps."""
-        return bool(self.live.redis.exists(self.live.cancel_flag_key(self.job_id)))
+        """Whether someone asked for this job to stop; long handlers check between steps.
+        While Redis does not answer nobody can ask, so the job goes on."""
+        try:
+            return bool(self.live.redis.exists(self.live.cancel_flag_key(self.job_id)))
+        except TRANSIENT:
+            return False

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import libvirt
@@ -35,8 +35,10 @@ class Heartbeat:
         live: LiveState,
         instance: str,
         connect: Callable[[], libvirt.virConnect],
+        running: Callable[[], Iterable[tuple[str, int]]] = tuple,
     ) -> None:
         self.settings = settings
+        self.running = running
         self.live = live
         self.instance = instance
         self.connect = connect
@@ -77,6 +79,8 @@ class Heartbeat:
             "queue": self.settings.queue,
             "up_since": self.up_since,
             "concurrency": self.settings.worker_concurrency,
+            # The attempts this process runs: a job left running that is not here is adrift.
+            "running": sorted(self.running()),
             "cpu_mode": chosen_cpu(self.settings.cpu_mode, self.cpu_modes),
             "cpu_modes": self.cpu_modes.modes if self.cpu_modes is not None else None,
             "cpu_probe": self.cpu_modes.to_json() if self.cpu_modes is not None else None,

@@ -407,6 +407,11 @@ class LiveState:
         )
         return _emitted(raw)
 
+    def is_current_attempt(self, job_id: str, attempt: int) -> bool:
+        """Whether no newer attempt of the job was queued (a stale one must not clean up)."""
+        current = self.redis.hget(job_key(job_id), "attempt")
+        return current is None or int(current) <= attempt
+
     def cancel_flag_key(self, job_id: str) -> str:
         return f"orch:job:{job_id}:cancel"
 
@@ -455,12 +460,25 @@ class LiveState:
         pipe = self.redis.pipeline()
         pipe.set(heartbeat_key(hypervisor), payload, px=int(ttl * 1000))
         if info.get("instance"):
-            pipe.set(instance_key(info["instance"]), hypervisor, px=int(ttl * 1000))
+            running = json.dumps({"hypervisor": hypervisor, "running": info.get("running", [])})
+            pipe.set(instance_key(info["instance"]), running, px=int(ttl * 1000))
         pipe.hset(HYPERVISORS, hypervisor, payload)
         pipe.execute()
 
     def instance_alive(self, instance: str) -> bool:
         return bool(self.redis.exists(instance_key(instance)))
+
+    def instance_running(self, instance: str) -> set[tuple[str, int]] | None:
+        """The attempts the worker process ``instance`` said it runs in its last beat; None
+        when it does not beat."""
+        raw = self.redis.get(instance_key(instance))
+        if raw is None:
+            return None
+        try:
+            running = json.loads(raw).get("running", [])
+        except (ValueError, AttributeError):
+            return set()
+        return {(str(job_id), int(attempt)) for job_id, attempt in running}
 
     def withdraw(self, hypervisor: str, instance: str) -> None:
         """A worker stopping on purpose: its liveness goes, and the hypervisor's heartbeat too

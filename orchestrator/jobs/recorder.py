@@ -55,6 +55,8 @@ class Recorder:
         self._backlog = True  # after a restart, first re-read what was delivered but not acked
         self._next_lost_check = 0.0
         self._next_outbox_sweep = 0.0
+        # Running attempts seen without a live worker running them, and since when.
+        self._adrift: dict[tuple[str, int], float] = {}
 
     def run(self, stop: threading.Event, block_ms: int = 500) -> None:
         """Loop until ``stop`` is set, riding out Redis and SQL outages."""
@@ -158,27 +160,48 @@ class Recorder:
 
     # --- lost workers ------------------------------------------------------------------------
     def reconcile_lost(self) -> list[str]:
-        """Finish every running job whose worker stopped beating: re-run it or mark it lost."""
+        """Finish every running job that no live worker runs, once it has been so for the
+        grace period: re-run it or mark it lost. The grace outlasts a Redis restart (workers
+        beat again within a few seconds) and a starved heartbeat."""
         handled = []
+        now = time.monotonic()
+        adrift: dict[tuple[str, int], float] = {}
         for live_job in self.live.running_jobs():
             reason = self._worker_gone(live_job)
             if reason is None:
                 continue
+            key = (live_job["id"], live_job["attempt"])
+            adrift[key] = since = self._adrift.get(key, now)
+            if now - since < self.settings.lost_grace_seconds:
+                continue
             self._handle_lost(live_job, reason)
             handled.append(live_job["id"])
+            del adrift[key]
+        self._adrift = adrift
         return handled
 
     def _worker_gone(self, live_job: dict[str, Any]) -> str | None:
         # Liveness is per worker process: another process beating for the same hypervisor
         # (a second worker, or the new one of a rolling restart) keeps nobody else's job alive.
-        instance = live_job.get("instance")
-        if instance and self.live.instance_alive(instance):
-            return None
         hypervisor = live_job.get("hypervisor", "?")
         worker = live_job.get("worker", "?")
+        instance = live_job.get("instance")
+        running = self.live.instance_running(instance) if instance else None
+        if running is not None:
+            if (live_job["id"], live_job["attempt"]) in running or self._just_claimed(live_job):
+                return None
+            return (
+                f"worker {worker} on hypervisor {hypervisor} is alive but no longer runs the "
+                "job (its outcome never reached Redis)"
+            )
         if self.live.heartbeat(hypervisor) is None:
             return f"worker {worker} on hypervisor {hypervisor} stopped heartbeating"
         return f"worker {worker} on hypervisor {hypervisor} stopped or restarted during the job"
+
+    def _just_claimed(self, live_job: dict[str, Any]) -> bool:
+        """Claimed after the worker's last beat could list it."""
+        started = float(live_job.get("started_at") or 0)
+        return time.time() - started < 2 * self.settings.heartbeat_interval
 
     def _handle_lost(self, live_job: dict[str, Any], reason: str) -> None:
         job_id, attempt = live_job["id"], live_job["attempt"]

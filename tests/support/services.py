@@ -26,6 +26,7 @@ FAST_LIVENESS = {
     "heartbeat_ttl": 1.5,
     "recorder_lost_check_interval": 0.3,
     "outbox_grace_seconds": 0.3,
+    "lost_grace_seconds": 1.0,
     "api_workers": 1,
     "worker_concurrency": 4,
 }
