@@ -101,8 +101,8 @@ def up(flower: bool) -> None:
         click.echo(f"Redis   {_without_password(settings.resolved_redis_url)}")
         click.echo(f"SQL     {_without_password(settings.resolved_database_url)}")
         click.echo(f"Logs    {stack.logs}")
-        click.echo("Ctrl-C stops everything.")
-        stop.wait()
+        click.echo("A service that dies is started again. Ctrl-C stops everything.")
+        stack.supervise(stop, click.echo)
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -72,6 +73,19 @@ class ServiceProcess:
         if self.alive() and self.process is not None:
             os.killpg(self.process.pid, sig)
 
+    def kill_leftovers(self) -> None:
+        """SIGKILL what is left of the group once its leader is gone: a gunicorn worker that
+        outlived a killed master would keep the port a restarted API needs."""
+        if self.process is not None and not self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def restart(self) -> ServiceProcess:
+        """Start the same command again, with the same environment and log, once it died."""
+        self.kill_leftovers()
+        self._close_log()
+        return self.start(timeout=None)
+
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is None:
             return
@@ -84,8 +98,13 @@ class ServiceProcess:
                 self.process.wait(5)
         else:
             self.process.wait()
+        self.kill_leftovers()
+        self._close_log()
+
+    def _close_log(self) -> None:
         if self._log:
             self._log.close()
+            self._log = None
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ import requests
 from orchestrator import db
 from orchestrator.jobs.livestate import LiveState
 from orchestrator.local.processes import ServiceProcess, port_open, redis_server
+from orchestrator.local.supervisor import Supervisor
 from orchestrator.settings import LOCAL_REDIS_PORT, Settings, local_redis_password_file
 
 
@@ -106,6 +108,10 @@ class LocalStack:
         return self._service(
             f"worker-{hypervisor}", args, ready=lambda: live.heartbeat(hypervisor) is not None
         )
+
+    def supervise(self, stop: threading.Event, report: Callable[[str], None]) -> None:
+        """Until ``stop`` is set, start again any service that dies, telling ``report``."""
+        Supervisor(self.services, report).run(stop)
 
     def stop(self) -> None:
         while self.services:
