@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     api_url: str | None = Field(None, description="Where clients reach the API.")
     api_workers: int = Field(2, ge=1)
     api_threads: int = Field(16, ge=1)
+    api_worker_class: Literal["gevent", "gthread"] = Field(
+        "gevent",
+        description="gunicorn worker class of the API. gevent (the default) holds each "
+        "long-poll or event stream as a greenlet: thousands wait at once while other requests "
+        "are served. gthread holds a thread for each, so past api_workers x api_threads "
+        "waiters every other request queues behind them.",
+    )
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     upload_source_dirs: list[Path] = Field(
         default_factory=list,
