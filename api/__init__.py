@@ -9,6 +9,7 @@ from flask import Flask
 from api import (
     audit,
     auth,
+    docs,
     domains,
     fleet,
     health,
@@ -39,6 +40,6 @@ def create_app(
     auth.init_app(app)  # the first hook: those after it know the caller
     limits.init_app(app, settings)  # after auth: limits key on the verified caller
     problems.init_app(app)
-    for module in (jobs, hypervisors, health, meta, storage, domains, fleet, audit):
+    for module in (jobs, hypervisors, health, meta, storage, domains, fleet, audit, docs):
         app.register_blueprint(module.bp)
     return app
