@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
-import time
 from typing import Any
 
 import click
@@ -113,73 +111,21 @@ def demo() -> None:
     sys.exit(run_demo(_settings()))
 
 
-@main.command()
-@click.argument("kind")
-@click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A parameter; VALUE is read as JSON when it parses, else as a string.",
-)
-@click.option("--hypervisor", help="Hypervisor to run on.")
-@click.option("--wait/--no-wait", default=False, help="Wait for the job to finish.")
-@click.option("--timeout", type=float, default=300.0, show_default=True)
-def submit(
-    kind: str, params: tuple[str, ...], hypervisor: str | None, wait: bool, timeout: float
-) -> None:
-    """Submit a job of KIND through the API."""
-    from orchestrator.client import ApiClient
-    from orchestrator.jobs.lifecycle import JobState
-
-    client = ApiClient(_settings().resolved_api_url)
-    body: dict[str, Any] = {"kind": kind, "params": parse_params(params)}
-    if hypervisor:
-        body["hypervisor"] = hypervisor
-    started = time.monotonic()
-    # POST and wait in one request; a job still going after that is followed by long polls.
-    job = client.submit(body, wait=min(timeout, 300.0) if wait else 0)
-    if wait and not JobState(job["state"]).is_terminal:
-        job = client.wait(job["id"], max(0.0, timeout - (time.monotonic() - started)))
-    click.echo(json.dumps(job, indent=2))
-    if wait and job["state"] != "succeeded":
-        sys.exit(1)
-
-
-@main.command()
-@click.option("--state")
-@click.option("--kind")
-@click.option("--hypervisor")
-@click.option("--limit", type=int, default=20, show_default=True)
-def jobs(state: str | None, kind: str | None, hypervisor: str | None, limit: int) -> None:
-    """List recent jobs."""
-    from orchestrator.client import ApiClient
-
-    client = ApiClient(_settings().resolved_api_url)
-    filters = {"state": state, "kind": kind, "hypervisor": hypervisor, "limit": limit}
-    for job in client.list_jobs({k: v for k, v in filters.items() if v is not None}):
-        click.echo(f"{job['id']}  {job['state']:<9} {job['kind']:<20} {job['hypervisor']}")
-
-
-def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
-
-
 def _attach_subcommands() -> None:
     from orchestrator.access.cli import audit_command, tokens_group
     from orchestrator.domains.cli import virt_install_command
     from orchestrator.inventory.cli import inventory_command
+    from orchestrator.jobcli.commands import (
+        cancel_command,
+        jobs_command,
+        logs_command,
+        submit_command,
+    )
 
+    main.add_command(submit_command, "submit")
+    main.add_command(logs_command, "logs")
+    main.add_command(cancel_command, "cancel")
+    main.add_command(jobs_command, "jobs")
     main.add_command(tokens_group, "tokens")
     main.add_command(audit_command, "audit")
     main.add_command(inventory_command, "inventory")
