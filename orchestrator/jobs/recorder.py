@@ -55,6 +55,7 @@ class Recorder:
         self._backlog = True  # after a restart, first re-read what was delivered but not acked
         self._next_lost_check = 0.0
         self._next_outbox_sweep = 0.0
+        self._next_forgotten_check = 0.0
         # Running attempts seen without a live worker running them, and since when.
         self._adrift: dict[tuple[str, int], float] = {}
 
@@ -74,6 +75,9 @@ class Recorder:
         if now >= self._next_outbox_sweep:
             self.publish_outbox()
             self._next_outbox_sweep = now + min(self.settings.outbox_grace_seconds, 1.0)
+        if now >= self._next_forgotten_check:
+            self.reconcile_forgotten()
+            self._next_forgotten_check = now + max(self.settings.lost_grace_seconds, 1.0)
         if now >= self._next_lost_check:
             self.reconcile_lost()
             self.hypervisors.sync()
@@ -178,6 +182,35 @@ class Recorder:
             handled.append(live_job["id"])
             del adrift[key]
         self._adrift = adrift
+        return handled
+
+    def reconcile_forgotten(self) -> list[str]:
+        """Jobs SQL has as unfinished that Redis no longer knows (it lost its data: a restart
+        without persistence, a failover): one not started is queued again; one that was
+        running is re-run when its kind is safe to, else marked lost saying why."""
+        handled = []
+        with self.sessions() as session:
+            jobs = jobstore.unfinished_and_settled(session, self.settings.lost_grace_seconds)
+            lives = self.live.jobs([job.id for job in jobs]) if jobs else {}
+            for job in jobs:
+                if lives.get(job.id) is not None:
+                    continue
+                handled.append(job.id)
+                reason = "Redis lost the job's live state"
+                if job.state != JobState.RUNNING:
+                    self._publish(session, job, job.attempt, f"{reason}; queued again")
+                    continue
+                kind = KINDS.get(job.kind)
+                safe = bool(kind and kind.safe_to_rerun and job.rerun_on_loss)
+                following = next_attempt_after_loss(
+                    job.attempt, safe, self.settings.max_rerun_attempts
+                )
+                if following is None:
+                    jobstore.mark_lost(session, job, f"{reason} while it ran")
+                    continue
+                jobstore.enqueue_attempt(session, job.id, following)
+                self._publish(session, job, following, f"{reason}; attempt {following} queued")
+                jobstore.clear_outbox(session, [(job.id, following)])
         return handled
 
     def _worker_gone(self, live_job: dict[str, Any]) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -124,6 +124,60 @@ _KEEP_RUNNER = update(_JOBS).where(
 
 def _row_values(job: Job) -> dict[str, Any]:
     return {column.key: getattr(job, column.key) for column in Job.__table__.columns}
+
+
+def unfinished_and_settled(session: Session, older_than: float, limit: int = 500) -> list[Job]:
+    """Jobs SQL has as not finished, unchanged for ``older_than`` seconds, with no outbox row
+    (so they were handed to Redis) and not a count request's parent (which runs nowhere)."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    waiting = [JobState.PENDING.value, JobState.QUEUED.value, JobState.RUNNING.value]
+    query = (
+        select(Job)
+        .outerjoin(OutboxEntry, OutboxEntry.job_id == Job.id)
+        .where(
+            Job.state.in_(waiting),
+            Job.updated_at <= cutoff,
+            Job.hypervisor != "",
+            OutboxEntry.id.is_(None),
+        )
+        .order_by(Job.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def mark_lost(session: Session, job: Job, reason: str) -> None:
+    """End ``job`` as lost in SQL alone, with an event saying why (its live state is gone)."""
+    now = utcnow()
+    error = {"type": "urn:orchestrator:problem:worker-lost", "status": 500, "detail": reason}
+    # After the last event recorded, whether it moved the state (last_seq) or not.
+    recorded = session.scalar(select(func.max(JobEvent.seq)).where(JobEvent.job_id == job.id))
+    seq = max(job.last_seq, recorded or 0) + 1
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            seq=seq,
+            time=now,
+            level="error",
+            attempt=job.attempt,
+            host=None,
+            state=JobState.LOST.value,
+            message=f"lost: {reason}",
+            data=None,
+        )
+    )
+    session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.last_seq == job.last_seq)
+        .values(
+            state=JobState.LOST.value,
+            error=error,
+            finished_at=now,
+            updated_at=now,
+            last_seq=seq,
+        )
+    )
+    session.commit()
 
 
 def enqueue_attempt(session: Session, job_id: str, attempt: int) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import requests
 from sqlalchemy import func, select
 
-from orchestrator.models import Job, JobEvent
+from orchestrator.jobs.lifecycle import JobState
+from orchestrator.models import Job, JobEvent, OutboxEntry
 from tests.support.services import RunningStack, redis_url, running_redis
 
 TEST_URI = "test:///default"
@@ -198,3 +199,37 @@ def test_a_vm_that_needs_placing_while_redis_is_down_is_a_503_and_stores_nothing
         assert "Redis" in answer.json()["detail"]
         server.start()
         assert len(stack.api.list_jobs({})) == before
+
+
+def test_jobs_redis_lost_are_queued_again_run_again_or_marked_lost_saying_why(
+    make_stack,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    with running_redis(tmp_path / "redis") as server:
+        stack = make_stack({"hv-a": TEST_URI}, redis_url=redis_url(server))
+        # Four run at once (the worker's threads), three wait in the queue; one may not re-run.
+        body = {"kind": "ping", "hypervisor": "hv-a", "params": {"delay": 4}}
+        no_rerun = stack.api.submit({**body, "on_worker_lost": "fail"})
+        rerunnable = [stack.api.submit(body) for _ in range(6)]
+        deadline = time.monotonic() + 30
+        while stack.live.state(no_rerun["id"]) is not JobState.RUNNING:
+            assert time.monotonic() < deadline, "the job never ran"
+            time.sleep(0.05)
+        for job in (*rerunnable, no_rerun):
+            stack.wait_recorded(job["id"], stack.live.state(job["id"]).value)  # type: ignore[union-attr]
+        # Every job was handed to Redis and the recorder knows it (no outbox row left), so
+        # what follows is Redis forgetting jobs, not the outbox sending them again.
+        while True:
+            with stack.session() as session:
+                if not session.scalar(select(func.count()).select_from(OutboxEntry)):
+                    break
+            assert time.monotonic() < deadline + 30, "the outbox never emptied"
+            time.sleep(0.1)
+
+        stack.live.redis.flushall()  # Redis restarts without its data
+
+        for job in rerunnable:
+            assert stack.wait_recorded(job["id"], "succeeded", timeout=90).state == "succeeded"
+        lost = stack.wait_recorded(no_rerun["id"], "lost", timeout=90)
+        assert lost.error is not None
+        assert lost.error["detail"] == "Redis lost the job's live state while it ran"
