@@ -124,3 +124,21 @@ def test_a_redis_stall_while_a_job_runs_delays_its_outcome_but_does_not_strand_i
 
         assert done["state"] == "succeeded", done["error"]
         assert stack.wait_recorded(job["id"], "succeeded", timeout=60).state == "succeeded"
+
+
+def test_a_stale_attempt_that_fails_leaves_what_it_made_to_the_newer_attempt(
+    runtime: WorkerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    removed: list[str] = []
+    job_id = new_job_id()
+
+    def superseded(ctx: JobContext, params: PingParams) -> dict[str, Any]:
+        ctx.created("disk the newer attempt also reports", lambda: removed.append("disk"))
+        # Meanwhile the recorder declared this attempt lost and queued attempt 2.
+        ctx.live.redis.hset(f"orch:job:{job_id}", "attempt", 2)
+        raise RuntimeError("libvirt connection reset")
+
+    monkeypatch.setitem(runner.HANDLERS, "ping", superseded)
+    assert run_attempt(runtime, job_id, 1, "ping", {}) == {"state": "failed"}
+
+    assert removed == []

@@ -40,7 +40,11 @@ def kill_worker_mid_job(stack: RunningStack, job_id: str) -> int:
 def test_a_job_whose_worker_is_killed_is_marked_lost_when_it_may_not_rerun(
     make_stack,  # type: ignore[no-untyped-def]
 ) -> None:
-    stack = make_stack({"hv-a": TEST_URI})
+    # A short visibility timeout: the killed worker's unacknowledged message comes back while
+    # the test watches (the limits stay below it, as the settings require).
+    stack = make_stack(
+        {"hv-a": TEST_URI}, visibility_timeout=4, task_soft_time_limit=2, task_time_limit=3
+    )
     body = {"kind": "ping", "params": {"delay": 30}, "hypervisor": "hv-a", "on_worker_lost": "fail"}
     job = stack.api.submit(body)
     kill_worker_mid_job(stack, job["id"])
@@ -50,8 +54,13 @@ def test_a_job_whose_worker_is_killed_is_marked_lost_when_it_may_not_rerun(
     assert "stopped heartbeating" in lost["error"]["detail"]
     assert lost["attempt"] == 1
 
-    stack.restart("worker-hv-a")  # its redelivered message must not run the job again
-    time.sleep(1.0)
+    fresh = stack.restart("worker-hv-a")
+    # The broker hands the message to the new worker, whose claim turns it away.
+    skipped = f"job {job['id']} attempt 1 not run: duplicate"
+    deadline = time.monotonic() + 60
+    while skipped not in fresh.log_path.read_text():
+        assert time.monotonic() < deadline, "the message was never redelivered"
+        time.sleep(0.2)
     events = stack.api.events(job["id"])
     assert [e["state"] for e in events if e["state"]] == ["queued", "running", "lost"]
     assert stack.wait_recorded(job["id"], "lost").error["detail"] == lost["error"]["detail"]
@@ -233,3 +242,39 @@ def test_jobs_redis_lost_are_queued_again_run_again_or_marked_lost_saying_why(
         lost = stack.wait_recorded(no_rerun["id"], "lost", timeout=90)
         assert lost.error is not None
         assert lost.error["detail"] == "Redis lost the job's live state while it ran"
+
+
+def test_a_stalled_workers_attempt_is_replaced_and_its_later_writes_are_refused(
+    make_stack,  # type: ignore[no-untyped-def]
+) -> None:
+    # Two workers for one hypervisor; the one running the job stops (SIGSTOP: a starved or
+    # frozen process) for longer than its heartbeat's TTL and the grace: the job runs again on
+    # the other. Then the first wakes up and finishes its old attempt.
+    stack = make_stack({"hv-a": TEST_URI})
+    second = stack.stack.launch(stack.stack.worker("hv-a", TEST_URI))
+    second.wait_ready(60)
+    workers = {stack.workers["hv-a"].pid: stack.workers["hv-a"], second.pid: second}
+    job = stack.submit("ping", "hv-a", delay=6)
+    running = wait_for_state(stack, job["id"], "running")
+    stalled_pid = int(running["worker"].rsplit(":", 1)[1])
+    other_pid = next(pid for pid in workers if pid != stalled_pid)
+
+    os.kill(stalled_pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 60
+        while (current := stack.api.job(job["id"]))["attempt"] != 2 or current[
+            "state"
+        ] != "running":
+            assert time.monotonic() < deadline, f"never re-run: {current['state']}"
+            time.sleep(0.1)
+    finally:
+        os.kill(stalled_pid, signal.SIGCONT)
+    done = stack.api.wait(job["id"], timeout=60)
+    time.sleep(8)  # the woken attempt's 6 s sleep ends and it tries to report
+
+    assert done["state"] == "succeeded"
+    assert (done["attempt"], done["result"]["pid"]) == (2, other_pid)
+    events = stack.api.events(job["id"])
+    requeued = next(e["seq"] for e in events if e["state"] == "queued" and e["attempt"] == 2)
+    assert [e for e in events if e["seq"] > requeued and e["attempt"] == 1] == []
+    assert stack.api.job(job["id"])["result"]["pid"] == other_pid
