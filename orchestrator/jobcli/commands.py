@@ -20,12 +20,14 @@ from orchestrator.jobcli.outcomes import (
     ExitCode,
     FollowError,
     TimedOut,
+    Unreachable,
     exit_code_for_refusal,
     exit_code_for_state,
 )
 from orchestrator.jobcli.progress import JobProgress
-from orchestrator.jobcli.render import Output, accepted_line, outcome_lines
+from orchestrator.jobcli.render import Output, accepted_line
 from orchestrator.jobcli.retrying import Patience, is_transient
+from orchestrator.settings import Settings
 
 # Seconds to connect, and between bytes read; the event stream's keep-alives come more often.
 REQUEST_TIMEOUT = 30.0
@@ -60,10 +62,7 @@ class Call:
             self.out.progress.stop()
             return self._timed_out(job, exc)
         self.out.progress.stop()
-        if self.out.as_json and not self.out.events_as_json:
-            self.out.document(final)
-        elif not self.out.as_json:
-            self.out.human(outcome_lines(final))
+        self.out.outcome(final)
         return exit_code_for_state(final["state"])
 
     def _timed_out(self, job: dict[str, Any], exc: TimedOut) -> ExitCode:
@@ -73,8 +72,7 @@ class Call:
         except Exception as error:
             if not is_transient(error):
                 raise
-        if self.out.as_json and not self.out.events_as_json:
-            self.out.document(job)
+        self.out.unfinished(job)
         self.out.note(
             f"{exc.detail}: job {job['id']} is {job['state']} and goes on; "
             f"`orchestrator logs -f {job['id']}` follows it, `orchestrator cancel {job['id']}` "
@@ -181,14 +179,11 @@ def submit_command(
 
     def run() -> ExitCode:
         job = call.request(lambda: call.client.submit(body, idempotency_key=key))
-        if not wait:
-            if as_json:
-                call.out.document(job)
-            else:
-                call.out.human(accepted_line(job))
+        if as_json and not wait:
+            call.out.document(job)
             return ExitCode.SUCCEEDED
         call.out.human(accepted_line(job))
-        return call.follow(job)
+        return call.follow(job) if wait else ExitCode.SUCCEEDED
 
     _finish(call, run)
 
@@ -287,11 +282,8 @@ def jobs_command(
         found = list_jobs(call, {k: v for k, v in filters.items() if v is not None}, limit)
         if as_json:
             call.out.document(found)
-        for job in [] if as_json else found:
-            call.out.human(
-                f"{job['id']}  {job['state']:<9} {job['kind']:<20} "
-                f"{job['hypervisor'] or '-':<16} {job['created_at']}"
-            )
+        elif found:
+            call.out.human([job_row(job) for job in found])
         return ExitCode.SUCCEEDED
 
     _finish(call, run)
@@ -310,6 +302,13 @@ def list_jobs(call: Call, filters: dict[str, str], limit: int) -> list[dict[str,
         if not cursor:
             break
     return found
+
+
+def job_row(job: dict[str, Any]) -> str:
+    return (
+        f"{job['id']}  {job['state']:<9} {job['kind']:<20} "
+        f"{job['hypervisor'] or '-':<16} {job['created_at']}"
+    )
 
 
 def job_body(
@@ -357,10 +356,7 @@ def _call(
     progress: bool | None,
     events_as_json: bool = False,
 ) -> Call:
-    if not api_url:
-        from orchestrator.settings import Settings
-
-        api_url = Settings().resolved_api_url
+    api_url = api_url or Settings().resolved_api_url
     console = Console(stderr=True, force_terminal=True if progress else None)
     draw = progress if progress is not None else console.is_terminal
     out = Output(as_json, JobProgress(console if draw else None), events_as_json)
@@ -371,25 +367,24 @@ def _call(
 def _finish(call: Call, run: Callable[[], ExitCode]) -> NoReturn:
     """Run the command; turn every way it can end into its exit code, without a traceback."""
     try:
-        code = run()
+        try:
+            code = run()
+        finally:
+            call.out.progress.stop()  # before any last line, so that it is not drawn over
     except ApiError as exc:
         call.out.problem(exc.problem)
         code = exit_code_for_refusal(exc)
     except FollowError as exc:
-        call.out.problem(_cli_problem(exc))
+        call.out.problem(_cli_problem(exc, call.client.base_url))
         code = exc.exit_code
     except KeyboardInterrupt:
         call.out.note("interrupted: the job, if any, goes on")
         code = ExitCode.INTERRUPTED
-    finally:
-        call.out.progress.stop()
     sys.exit(int(code))
 
 
-def _cli_problem(exc: FollowError) -> dict[str, Any]:
+def _cli_problem(exc: FollowError, api_url: str) -> dict[str, Any]:
     """A problem document for what the API could not say itself (it has no HTTP status)."""
-    return {
-        "type": f"urn:orchestrator:problem:{exc.slug}",
-        "title": exc.title,
-        "detail": exc.detail,
-    }
+    kind = f"urn:orchestrator:problem:{exc.slug}"
+    detail = f"{exc.detail}; API at {api_url}" if isinstance(exc, Unreachable) else exc.detail
+    return {"type": kind, "title": exc.title, "detail": detail}

@@ -102,6 +102,20 @@ class Output:
         head, *fields = problem_lines(problem)
         click.echo("\n".join([f"error: {head}", *fields]), err=True)
 
+    def outcome(self, job: dict[str, Any]) -> None:
+        """How a followed job ended: its document with ``--json``, else in words."""
+        if self.events_as_json:
+            return  # the events were the answer, and the last says it
+        if self.as_json:
+            self.document(job)
+        else:
+            self.human(outcome_lines(job))
+
+    def unfinished(self, job: dict[str, Any]) -> None:
+        """A job no longer waited for: its document as last seen, with ``--json``."""
+        if self.as_json and not self.events_as_json:
+            self.document(job)
+
     def human(self, lines: list[str] | str) -> None:
         """Lines for a person: stdout, or stderr with ``--json``."""
         text = lines if isinstance(lines, str) else "\n".join(lines)
