@@ -50,11 +50,11 @@ def submit() -> tuple[Response, int, dict[str, str]]:
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if wait:
         # POST and wait in one request, as CI does: 200 once finished, 202 if still going.
-        document = job_document(job, _live(job.id, wait))
+        document = job_document(job, _live(job.id, wait), _flower())
         finished = JobState(document["state"]).is_terminal
         return jsonify(document), 200 if finished else 202, headers
     # A new job's document is the one just written; an earlier job's may have moved on.
-    document = job_document(job, None) if created else _document(job)
+    document = job_document(job, None, _flower()) if created else _document(job)
     return jsonify(document), 202 if created else 200, headers
 
 
@@ -69,12 +69,12 @@ def show(job_id: str) -> Response:
 def _current_document(job_id: str, wait: float = 0.0) -> dict[str, Any]:
     # A job Redis does not know (or Redis down) comes back at once, unwaited: SQL answers.
     live = _live(job_id, wait)
-    document = live_document(live)
+    document = live_document(live, _flower())
     if document is not None:
         return document
     with services().sessions() as session:
         job = jobstore.get_job(session, job_id)
-    return job_document(job, live)
+    return job_document(job, live, _flower())
 
 
 @bp.get("")
@@ -112,7 +112,7 @@ def _page(
         )
         lives = _lives([job.id for job in jobs])
         for job in jobs:
-            document = job_document(job, lives.get(job.id))
+            document = job_document(job, lives.get(job.id), _flower())
             if state is None or document["state"] == state:
                 items.append(document)
                 if len(items) == limit:
@@ -121,6 +121,10 @@ def _page(
         if following is None:
             return items, None
         cursor = following
+
+
+def _flower() -> str | None:
+    return services().settings.flower_url
 
 
 def _lives(job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
@@ -182,7 +186,7 @@ def cancel(job_id: str) -> tuple[Response, int]:
 def _withdraw_or_stop(session: Session, job: Job, family: Family | None) -> bool:
     """Cancel ``job`` if it has not started; ask it to stop if it runs (returns True)."""
     svc = services()
-    doc = job_document(job, _live(job.id))
+    doc = job_document(job, _live(job.id), _flower())
     state = JobState(doc["state"])
     if state.is_terminal:
         return False
@@ -195,7 +199,7 @@ def _withdraw_or_stop(session: Session, job: Job, family: Family | None) -> bool
 
 
 def _document(job: Job) -> dict[str, Any]:
-    return job_document(job, _live(job.id))
+    return job_document(job, _live(job.id), _flower())
 
 
 def _live(job_id: str, wait: float = 0.0) -> dict[str, Any] | None:

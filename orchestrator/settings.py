@@ -168,6 +168,12 @@ class Settings(BaseSettings):
         "JSON list in ORCH_READ_ROOTS.",
     )
     flower_port: int = Field(5555, ge=1, le=65535)
+    flower_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="Flower's URL as operators reach it; when set, each job's links name its "
+        "task's Flower page.",
+    )
     flower_address: str = Field(
         "127.0.0.1", description="Where Flower listens; beyond loopback it needs basic auth."
     )

@@ -31,8 +31,11 @@ def job_summary(job: Job) -> dict[str, Any]:
     }
 
 
-def job_document(job: Job, live: dict[str, Any] | None) -> dict[str, Any]:
-    """One job as the API shows it. Redis is newer than SQL while the recorder catches up."""
+def job_document(
+    job: Job, live: dict[str, Any] | None, flower_url: str | None = None
+) -> dict[str, Any]:
+    """One job as the API shows it. Redis is newer than SQL while the recorder catches up.
+    With ``flower_url``, its links name the job's task in Flower."""
     recorded = {
         "state": job.state,
         "attempt": job.attempt,
@@ -43,10 +46,12 @@ def job_document(job: Job, live: dict[str, Any] | None) -> dict[str, Any]:
         "error": job.error,
     }
     newer = live if live and live.get("seq", 0) > job.last_seq and "state" in live else None
-    return _document(job_summary(job), recorded, newer, live)
+    return _document(job_summary(job), recorded, newer, live, flower_url)
 
 
-def live_document(live: dict[str, Any] | None) -> dict[str, Any] | None:
+def live_document(
+    live: dict[str, Any] | None, flower_url: str | None = None
+) -> dict[str, Any] | None:
     """The job's document from its live state alone, when that carries the job's summary."""
     if not live or not live.get("summary") or "state" not in live:
         return None
@@ -55,6 +60,7 @@ def live_document(live: dict[str, Any] | None) -> dict[str, Any] | None:
         {"worker": None, "started_at": None, "finished_at": None, "result": None, "error": None},
         live,
         live,
+        flower_url,
     )
 
 
@@ -63,6 +69,7 @@ def _document(
     recorded: dict[str, Any],
     live: dict[str, Any] | None,
     counters: dict[str, Any] | None,
+    flower_url: str | None = None,
 ) -> dict[str, Any]:
     """``live`` overrides what SQL recorded (when newer); ``counters`` is the live state as
     read, whose children counters a parent shows even when SQL has caught up."""
@@ -75,6 +82,8 @@ def _document(
     doc["links"] = {"self": f"/v1/jobs/{job_id}", "events": f"/v1/jobs/{job_id}/events"}
     if summary.get("parent_id"):
         doc["links"]["parent"] = f"/v1/jobs/{summary['parent_id']}"
+    if flower_url and summary.get("hypervisor"):  # a count's parent runs no task
+        doc["links"]["flower"] = f"{flower_url.rstrip('/')}/task/{job_id}"
     count = (summary.get("params") or {}).get("count")
     if count is not None and not summary.get("parent_id"):
         doc["children"] = children_summary(count, counters, doc.get("result"))

@@ -27,12 +27,14 @@ def flower_tasks(url: str) -> dict[str, Any]:
 def test_flower_shows_each_task_as_its_jobs_kind_target_and_hypervisor(
     tmp_path: Path, redis_server: str
 ) -> None:
+    port = free_port()
     with services.test_stack(
         tmp_path,
         redis_server,
         {"hv1": "test:///default"},
-        flower_port=free_port(),
+        flower_port=port,
         flower_basic_auth=":".join(AUTH),
+        flower_url=f"http://127.0.0.1:{port}",
     ) as stack:
         flower = stack.stack.launch(stack.stack._flower())
         flower.wait_ready(60)
@@ -50,6 +52,12 @@ def test_flower_shows_each_task_as_its_jobs_kind_target_and_hypervisor(
         while not {pinged["id"], defined["id"]} <= set(tasks := flower_tasks(url)):
             assert time.monotonic() < deadline, f"Flower never saw the tasks: {tasks}"
             time.sleep(0.5)
+
+        # Each job links to its task's page in Flower.
+        link = stack.api.job(pinged["id"])["links"]["flower"]
+        assert link == f"{url}/task/{pinged['id']}"
+        page = requests.get(link, auth=AUTH, timeout=10)
+        assert page.status_code == 200 and "ping @ hv1" in page.text
 
     assert tasks[pinged["id"]]["name"] == "ping @ hv1"
     assert tasks[defined["id"]]["name"] == "domain.start test @ hv1"
