@@ -32,6 +32,14 @@ def serve_api(settings: Settings) -> None:
 
     check_api_settings(settings)
     options = gunicorn_options(settings, raise_open_files_limit())
+    if settings.api_worker_class == "gevent":
+        # Before the app's modules load: a lock or socket class they make at import time
+        # would otherwise be the blocking kind, able to stall a whole worker.
+        from gevent import monkey
+
+        monkey.patch_all()
+    # Loaded before gunicorn binds, so the port answers requests as soon as it opens.
+    from api import create_app
 
     class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
@@ -39,10 +47,6 @@ def serve_api(settings: Settings) -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            # Imported in the worker, after gevent has patched the standard library: a lock
-            # or socket class made at import time before that would block the whole worker.
-            from api import create_app
-
             return create_app(settings)
 
     _Gunicorn().run()
