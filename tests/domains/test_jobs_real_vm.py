@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,13 +102,21 @@ class VmPool:
 
 @pytest.fixture
 def vm_pool(qemu_uri: str) -> Iterator[VmPool]:
+    with throwaway_pool(qemu_uri) as vm:
+        yield vm
+
+
+@contextmanager
+def throwaway_pool(uri: str, name: str | None = None) -> Iterator[VmPool]:
+    """A transient directory pool on ``uri`` holding the boot-sector base image; on the way
+    out, the domains the test named are removed, then the pool and its directory."""
     # Under /var/tmp, not pytest's private tmp: qemu runs as another user and must reach it.
     root = Path(tempfile.mkdtemp(prefix="orch-vm-", dir=VM_ROOT))
     root.chmod(0o755)
     (root / "pool").mkdir(mode=0o755)
     write_base_image(root / "pool" / "base.img")
-    conn = libvirt.open(qemu_uri)
-    name = f"orch-t-{uuid.uuid4().hex[:8]}"
+    conn = libvirt.open(uri)
+    name = name or f"orch-t-{uuid.uuid4().hex[:8]}"
     xml = (
         f"<pool type='dir'><name>{name}</name><target><path>{root / 'pool'}</path></target></pool>"
     )

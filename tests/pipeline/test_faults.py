@@ -12,6 +12,7 @@ import requests
 from sqlalchemy import func, select
 
 from orchestrator.jobs.lifecycle import JobState
+from orchestrator.local.processes import ServiceProcess
 from orchestrator.models import Job, JobEvent, OutboxEntry
 from tests.support.services import RunningStack, redis_url, running_redis
 
@@ -24,6 +25,15 @@ def wait_for_state(stack: RunningStack, job_id: str, state: str, timeout: float 
         assert time.monotonic() < deadline, f"job stayed {job['state']}, wanted {state}"
         time.sleep(0.05)
     return job
+
+
+def two_workers(make_stack) -> tuple[RunningStack, dict[int, ServiceProcess]]:  # type: ignore[no-untyped-def]
+    """A stack whose hypervisor hv-a has two worker processes, by pid."""
+    stack = make_stack({"hv-a": TEST_URI})
+    second = stack.stack.launch(stack.stack.worker("hv-a", TEST_URI))
+    second.wait_ready(60)
+    first = stack.workers["hv-a"]
+    return stack, {first.pid: first, second.pid: second}
 
 
 def kill_worker_mid_job(stack: RunningStack, job_id: str) -> int:
@@ -96,10 +106,7 @@ def test_two_workers_on_one_hypervisor_keep_their_own_jobs_alive_and_only_those(
     make_stack,  # type: ignore[no-untyped-def]
 ) -> None:
     # Two processes beating for one hypervisor: a rolling restart, or a second worker.
-    stack = make_stack({"hv-a": TEST_URI})
-    second = stack.stack.launch(stack.stack.worker("hv-a", TEST_URI))
-    second.wait_ready(60)
-    workers = {stack.workers["hv-a"].pid: stack.workers["hv-a"], second.pid: second}
+    stack, workers = two_workers(make_stack)
     body = {
         "kind": "ping",
         "params": {"delay": 3},
@@ -250,10 +257,7 @@ def test_a_stalled_workers_attempt_is_replaced_and_its_later_writes_are_refused(
     # Two workers for one hypervisor; the one running the job stops (SIGSTOP: a starved or
     # frozen process) for longer than its heartbeat's TTL and the grace: the job runs again on
     # the other. Then the first wakes up and finishes its old attempt.
-    stack = make_stack({"hv-a": TEST_URI})
-    second = stack.stack.launch(stack.stack.worker("hv-a", TEST_URI))
-    second.wait_ready(60)
-    workers = {stack.workers["hv-a"].pid: stack.workers["hv-a"], second.pid: second}
+    stack, workers = two_workers(make_stack)
     job = stack.submit("ping", "hv-a", delay=6)
     running = wait_for_state(stack, job["id"], "running")
     stalled_pid = int(running["worker"].rsplit(":", 1)[1])

@@ -10,12 +10,9 @@ session VMs have no NIC (``domain.define`` with ``networks: []``, ``vm.provision
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import libvirt
@@ -28,6 +25,7 @@ from tests.domains.test_jobs_real_vm import (
     VM_ROOT,
     VmPool,
     boot_spec,
+    throwaway_pool,
     wait_for_marker,
 )
 from tests.provision.test_real_vm import provision_params
@@ -176,27 +174,8 @@ def test_a_vm_provisioned_without_a_nic_boots_on_the_session_hypervisor(
 def twin_pool(qemu_uri: str, session_pool: VmPool) -> Iterator[VmPool]:
     """A system pool of the same name as the session one, holding the same base image: a
     count request's overlays may go on either hypervisor."""
-    root = Path(tempfile.mkdtemp(prefix="orch-vm-", dir=VM_ROOT))
-    root.chmod(0o755)
-    (root / "pool").mkdir(mode=0o755)
-    write_base_image(root / "pool" / "base.img")
-    conn = libvirt.open(qemu_uri)
-    xml = (
-        f"<pool type='dir'><name>{session_pool.name}</name>"
-        f"<target><path>{root / 'pool'}</path></target></pool>"
-    )
-    pool = conn.storagePoolCreateXML(xml, 0)
-    twin = VmPool(conn, session_pool.name, root, [])
-    try:
+    with throwaway_pool(qemu_uri, session_pool.name) as twin:
         yield twin
-    finally:
-        try:
-            for domain_name in twin.domains:
-                remove_domain(conn, domain_name)
-        finally:
-            pool.destroy()
-            conn.close()
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def test_count_four_spreads_over_both_hypervisors_and_every_vm_boots(
