@@ -5,6 +5,7 @@ in order, however often the connection is made again."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ POLL_SECONDS = 0.5
 READ_CHUNK = 64 * 1024
 # Seconds to connect, and between bytes read: above the stream's keep-alive interval.
 READ_TIMEOUT = 30.0
+QUIET_CLOSE_SECONDS = 1.0
 
 
 class StreamClosed(ConnectionError):
@@ -61,7 +63,9 @@ class JobFollower:
                 return document
 
     def _stream(self) -> dict[str, Any] | None:
-        """One connection: the job's document if it saw the stream's end, else None to poll."""
+        """One connection: the job's document if it saw the stream's end, else None to go on
+        (polling, if the server answered JSON)."""
+        opened, resumed_after = time.monotonic(), self.last_seq
         with self.client.open_event_stream(self.job_id, self.last_seq) as response:
             self.patience.answered()
             if not _is_event_stream(response):
@@ -77,6 +81,10 @@ class JobFollower:
                         document: dict[str, Any] = json.loads(event.data)
                         return document
                 self.patience.check_deadline()
+        # The server ends a long stream on purpose (the client resumes); one that ends at
+        # once, having sent nothing, is a failure to back off from.
+        if self.last_seq > resumed_after or time.monotonic() - opened >= QUIET_CLOSE_SECONDS:
+            return None
         raise StreamClosed(f"the event stream closed after event {self.last_seq}")
 
     def _poll(self) -> dict[str, Any] | None:
