@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test up lint typecheck unit host venv bench clean
+.PHONY: demo test up lint typecheck unit host venv bench chaos clean
 
 demo: host venv  ## start the stack on embedded defaults, run real jobs, stop
 	$(BIN)/orchestrator demo
@@ -38,6 +38,9 @@ $(STAMP): pyproject.toml
 
 bench: host venv  ## every benchmark, each beside its anchor; results in bench/results/
 	for b in pipeline volumes domains fleet placement api provision; do $(BIN)/python -m bench.$$b || exit 1; done
+
+chaos: host venv  ## the fault suite with 5 trials per fault (the test suite runs 1); prints the summary
+	$(BIN)/python -m tests.chaos --trials 5 --freeze-seconds 30
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,0 +1,332 @@
+"""The chaos driver: per fault, trials of a batch of VM provisions, pings and fleet jobs on a
+real stack, the fault hitting at a random moment, then the checks of :mod:`tests.chaos.checks`.
+
+Importable by the test suite (a bounded run) and run by ``python -m tests.chaos`` (``make
+chaos``). The random choices come from one seeded generator, printed first so a run can be
+replayed (timings on a busy machine still differ).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.db import make_engine, make_sessionmaker
+from orchestrator.fleet.files import fleet_files_dir
+from orchestrator.jobs.lifecycle import JobState
+from orchestrator.jobs.livestate import LiveState
+from tests.chaos.checks import MUST_BE_ZERO, Finding, Records, Submitted, TrialCheck
+from tests.chaos.checks import duplicate_jobs as find_duplicate_jobs
+from tests.chaos.client import CountingClient, Tally
+from tests.chaos.faults import FAULTS, Fault, Target
+from tests.hypervisors.conftest import Node
+from tests.support.services import RunningStack, redis_url, running_redis, test_stack
+from tests.support.sshd import SshdFleet
+
+HYPERVISORS = ("hv-a", "hv-b")
+# Room for every VM of a long run: the test driver's pools and memory are only numbers.
+NODE = Node(cpus=8, memory_mib=256 * 1024, pools={"default": 100_000})
+VM_PARAMS = {"memory_mib": 32, "disk": {"pool": "default", "size": "1G"}, "graphics": "none"}
+# Liveness as in production, only faster: the grace outlasts a Redis restart or thaw (workers
+# beat again within a second of it), so those faults must lose nothing.
+CHAOS_SETTINGS: dict[str, Any] = {
+    "heartbeat_interval": 0.5,
+    "heartbeat_ttl": 2.0,
+    "recorder_lost_check_interval": 0.5,
+    "outbox_grace_seconds": 0.5,
+    "lost_grace_seconds": 5.0,
+    "api_workers": 1,
+    "worker_concurrency": 4,
+}
+
+
+@dataclass
+class ChaosConfig:
+    trials: int = 1  # per fault
+    faults: tuple[str, ...] = tuple(FAULTS)
+    freeze_seconds: float = 12.0
+    seed: int | None = None
+    vms_per_trial: int = 6
+    final_timeout: float = 120.0  # for the jobs of a trial to end, after the fault
+
+
+@dataclass
+class FaultTotals:
+    trials: int = 0
+    jobs: int = 0
+    states: Counter[str] = field(default_factory=Counter)
+    findings: Counter[str] = field(default_factory=Counter)
+    bad_inputs: int = 0
+    server_errors: int = 0
+
+
+@dataclass
+class Summary:
+    seed: int
+    per_fault: dict[str, FaultTotals]
+    findings: list[Finding]
+    tally: Tally
+
+    def count(self, category: str) -> int:
+        return sum(totals.findings[category] for totals in self.per_fault.values())
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings and not self.tally.server_errors and not self.bad_accepted
+
+    @property
+    def bad_accepted(self) -> list[str]:
+        return self.tally.bad_inputs_accepted
+
+    def table(self) -> str:
+        columns = ["trials", "jobs", "succeeded", "failed", "ended lost", *MUST_BE_ZERO]
+        columns += ["bad inputs", "5xx"]
+        width = max(len(name) for name in self.per_fault) + 2
+        lines = [f"{'fault':<{width}}" + "".join(f"{c:>12}" for c in columns)]
+        total = FaultTotals()
+        for name, totals in self.per_fault.items():
+            lines.append(f"{name:<{width}}" + "".join(f"{v:>12}" for v in _row(totals)))
+            total.trials += totals.trials
+            total.jobs += totals.jobs
+            total.states += totals.states
+            total.findings += totals.findings
+            total.bad_inputs += totals.bad_inputs
+            total.server_errors += totals.server_errors
+        lines.append(f"{'all':<{width}}" + "".join(f"{v:>12}" for v in _row(total)))
+        lines.append(
+            f"seed {self.seed}; bad inputs taken (must be 0): {len(self.bad_accepted)}; "
+            f"5xx seen (must be 0): {len(self.tally.server_errors)}; requests answered "
+            f"{self.tally.answers}, unanswered while a service was down {self.tally.unreachable}"
+        )
+        return "\n".join(lines)
+
+    def report(self) -> str:
+        problems = [str(f) for f in self.findings]
+        problems += [f"[5xx] {e}" for e in self.tally.server_errors]
+        problems += [f"[bad input taken] {e}" for e in self.bad_accepted]
+        return "\n".join([self.table(), *problems])
+
+
+def _row(totals: FaultTotals) -> list[int]:
+    states = totals.states
+    return [
+        totals.trials,
+        totals.jobs,
+        states["succeeded"],
+        states["failed"],
+        states["lost"],
+        *(totals.findings[c] for c in MUST_BE_ZERO),
+        totals.bad_inputs,
+        totals.server_errors,
+    ]
+
+
+class ChaosRun:
+    """One run: a stack on a private Redis, two test-driver hypervisors, the sshd hosts."""
+
+    def __init__(
+        self, root: Path, sshd: SshdFleet, config: ChaosConfig, say: Callable[[str], None] = print
+    ) -> None:
+        self.root = root
+        self.sshd = sshd
+        self.config = config
+        self.say = say
+        self.seed = config.seed if config.seed is not None else random.randrange(1_000_000)
+        self.rng = random.Random(self.seed)
+        self.tally = Tally()
+        self.findings: list[Finding] = []
+        self.per_fault = {name: FaultTotals() for name in config.faults}
+        self.made: dict[str, tuple[str, int]] = {}  # VM name -> (hypervisor, worker pid)
+        self.reported_domains: set[tuple[str, str]] = set()
+        self.reported_duplicates: set[str] = set()
+
+    def run(self) -> Summary:
+        self.say(f"chaos seed {self.seed}: {self.config.trials} trial(s) per fault")
+        with self._stack() as target:
+            url = target.stack.settings.resolved_api_url
+            self.client = CountingClient(url, self.tally)
+            engine = make_engine(target.stack.settings.resolved_database_url)
+            self.records = Records(
+                make_sessionmaker(engine), LiveState.from_url(redis_url(target.redis))
+            )
+            try:
+                for name in self.config.faults:
+                    for trial in range(self.config.trials):
+                        self._trial(target, FAULTS[name], trial)
+            finally:
+                engine.dispose()
+        return Summary(self.seed, self.per_fault, self.findings, self.tally)
+
+    @contextmanager
+    def _stack(self) -> Iterator[Target]:
+        uris = {}
+        pools = (self.root / "var" / "pools").resolve()
+        for name in HYPERVISORS:
+            path = self.root / f"{name}.xml"
+            path.write_text(NODE.xml(name, pools))
+            uris[name] = f"test://{path}"
+        with (
+            running_redis(self.root / "redis") as redis,
+            test_stack(self.root, redis_url(redis), uris, **CHAOS_SETTINGS) as stack,
+        ):
+            keys = fleet_files_dir(stack.settings) / "keys"
+            keys.mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.sshd.client_key, keys / "fleet.key")
+            (keys / "fleet.key").chmod(0o600)
+            yield Target(stack, redis, self.sshd, self.config.freeze_seconds)
+
+    # --- one trial ---------------------------------------------------------------------------
+    def _trial(self, target: Target, fault: Fault, trial: int) -> None:
+        rng = random.Random(self.rng.randrange(2**32))
+        totals = self.per_fault[fault.name]
+        errors_before, bad_before = len(self.tally.server_errors), self.tally.bad_inputs
+        bodies = self._batch(f"{fault.name}-{trial}", rng)
+        jobs: list[Submitted] = []
+        with self._probing(jobs, rng):
+            if fault.during_submit:
+                sender = threading.Thread(target=self._send, args=(bodies, jobs, rng, 0.08))
+                sender.start()
+                time.sleep(rng.uniform(0.05, 0.6))
+                what = fault.hit(target, rng)
+                sender.join()
+            else:
+                self._send(bodies, jobs, rng, 0.0)
+                time.sleep(rng.uniform(0.0, 2.0))  # a random moment while they run
+                what = fault.hit(target, rng)
+        check = TrialCheck(fault.name, trial, fault.may_fail_jobs)
+        if len(jobs) < len(bodies):
+            check.found("lost", None, f"{len(bodies) - len(jobs)} job(s) never accepted")
+        docs = self.client.wait_final([job.id for job in jobs], self.config.final_timeout)
+        check.final_states(jobs, docs)
+        check.agreement(self.records, self.client, jobs, timeout=60)
+        self._note_made(jobs, docs)
+        check.domains(self.client, self._expected(target.stack), self.reported_domains, 30)
+        self._duplicates(check)
+
+        states = Counter(doc["state"] for doc in docs.values())
+        totals.trials += 1
+        totals.jobs += len(jobs)
+        totals.states += states
+        totals.findings += Counter(f.category for f in check.findings)
+        totals.bad_inputs += self.tally.bad_inputs - bad_before
+        totals.server_errors += len(self.tally.server_errors) - errors_before
+        self.findings += check.findings
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        self.say(f"{fault.name} trial {trial}: {what}; {len(jobs)} jobs: {shown}")
+        for finding in check.findings:
+            self.say(f"  {finding}")
+
+    def _batch(self, tag: str, rng: random.Random) -> list[tuple[dict[str, Any], str | None]]:
+        """VMs placed by the API, pings and fleet jobs on a hypervisor each, in random order."""
+        bodies: list[tuple[dict[str, Any], str | None]] = []
+        for index in range(self.config.vms_per_trial):
+            name = f"{tag}-vm{index}"
+            bodies.append(({"kind": "vm.provision", "params": {"name": name, **VM_PARAMS}}, name))
+        for _ in range(2):
+            delay = {"delay": round(rng.uniform(0.5, 2.5), 2)}
+            bodies.append(({"kind": "ping", "params": delay, "hypervisor": _hv(rng)}, None))
+        for _ in range(2):
+            call = {"module": "shell", "cmd": f"sleep {rng.uniform(0.5, 2.0):.2f}; echo done"}
+            params = {**self._fleet_params(), "call": call}
+            bodies.append(({"kind": "fleet.run", "params": params, "hypervisor": _hv(rng)}, None))
+        ping = {"kind": "fleet.ping", "params": self._fleet_params(), "hypervisor": _hv(rng)}
+        bodies.append((ping, None))
+        rng.shuffle(bodies)
+        return bodies
+
+    def _fleet_params(self) -> dict[str, Any]:
+        lines = ["[web]"]
+        lines += [
+            f"{h.name} ansible_host={h.address} ansible_port={h.port}" for h in self.sshd.hosts
+        ]
+        lines += ["[web:vars]", "ansible_user=root", "ansible_private_key_file=fleet.key"]
+        options: dict[str, Any] = {
+            "known_hosts_files": [str(self.sshd.known_hosts)],
+            "connect_timeout": 5,
+            "connect_retries": 0,
+            "command_timeout": 30,
+        }
+        return {"inventory": "\n".join(lines) + "\n", "options": options}
+
+    def _send(
+        self,
+        bodies: list[tuple[dict[str, Any], str | None]],
+        jobs: list[Submitted],
+        rng: random.Random,
+        gap: float,
+    ) -> None:
+        client = CountingClient(self.client.base_url, self.tally)
+        for body, domain in bodies:
+            key = f"chaos-{self.seed}-{rng.randrange(2**48):x}"
+            job = client.submit(body, key, give_up_after=90)
+            jobs.append(Submitted(job["id"], body["kind"], domain))
+            time.sleep(rng.uniform(0, gap))
+
+    @contextmanager
+    def _probing(self, jobs: list[Submitted], rng: random.Random) -> Iterator[None]:
+        """While the fault is on: bad inputs, and reads of the trial's jobs, each of which
+        must get an answer below 500 (or none while the API is down)."""
+        stop = threading.Event()
+        probe_rng = random.Random(rng.randrange(2**32))
+
+        def probe() -> None:
+            client = CountingClient(self.client.base_url, self.tally)
+            while not stop.wait(probe_rng.uniform(0.1, 0.5)):
+                client.send_bad_input(probe_rng)
+                if jobs:
+                    client.job(probe_rng.choice(jobs).id)
+
+        thread = threading.Thread(target=probe, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(60)
+
+    # --- what libvirt should hold ------------------------------------------------------------
+    def _note_made(self, jobs: list[Submitted], docs: dict[str, dict[str, Any]]) -> None:
+        for job in jobs:
+            doc = docs.get(job.id)
+            if job.domain and doc and doc["state"] == JobState.SUCCEEDED.value:
+                pid = int(str(doc["worker"]).rsplit(":", 1)[1])
+                self.made[job.domain] = (doc["hypervisor"], pid)
+
+    def _expected(self, stack: RunningStack) -> dict[str, set[str]]:
+        """Per hypervisor, the VMs its current worker made: a test-driver hypervisor's
+        domains live in its worker process and go with it."""
+        return {
+            hypervisor: {
+                name
+                for name, (where, pid) in self.made.items()
+                if where == hypervisor and pid == worker.pid
+            }
+            for hypervisor, worker in stack.workers.items()
+        }
+
+    def _duplicates(self, check: TrialCheck) -> None:
+        for name, ids in find_duplicate_jobs(self.records).items():
+            if name not in self.reported_duplicates:
+                self.reported_duplicates.add(name)
+                check.found("duplicated", ids[0], f"VM {name} stored as jobs {ids}")
+
+
+def _hv(rng: random.Random) -> str:
+    return rng.choice(HYPERVISORS)
+
+
+def run_chaos(
+    root: Path, sshd: SshdFleet, config: ChaosConfig, say: Callable[[str], None] = print
+) -> Summary:
+    """Run every fault's trials; print each trial and the summary table through ``say``."""
+    summary = ChaosRun(root, sshd, config, say).run()
+    say(summary.report())
+    return summary

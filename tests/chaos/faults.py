@@ -1,0 +1,143 @@
+"""The faults the chaos driver injects: each hits the running stack, holds for a random while,
+and recovers it (restart what was killed, wake what was stopped)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orchestrator.local.processes import ServiceProcess
+from tests.support.services import RunningStack
+from tests.support.sshd import SshdFleet, start_same_port
+
+
+@dataclass
+class Target:
+    """What the faults act on: the stack's processes, its Redis, the sshd hosts."""
+
+    stack: RunningStack
+    redis: ServiceProcess
+    sshd: SshdFleet
+    freeze_seconds: float
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault. ``may_fail_jobs``: jobs may end failed or lost (with their reason) because
+    of it; under the others every job must succeed. ``during_submit``: it hits while the
+    jobs are being sent rather than while they run."""
+
+    name: str
+    hit: Callable[[Target, random.Random], str]
+    may_fail_jobs: bool = False
+    during_submit: bool = False
+
+
+def _pause(rng: random.Random, low: float = 0.2, high: float = 2.0) -> float:
+    seconds = rng.uniform(low, high)
+    time.sleep(seconds)
+    return seconds
+
+
+def _dead(service: ServiceProcess) -> int:
+    assert service.process is not None
+    pid = service.process.pid
+    service.process.wait(120)
+    return pid
+
+
+def _restart_worker(target: Target, hypervisor: str) -> None:
+    target.stack.workers[hypervisor] = target.stack.restart(f"worker-{hypervisor}")
+
+
+def worker_sigkill(target: Target, rng: random.Random) -> str:
+    hypervisor = rng.choice(sorted(target.stack.workers))
+    worker = target.stack.workers[hypervisor]
+    worker.kill(signal.SIGKILL)
+    pid = _dead(worker)
+    down = _pause(rng)
+    _restart_worker(target, hypervisor)
+    return f"SIGKILL worker {hypervisor} (pid {pid}), restarted after {down:.1f}s"
+
+
+def worker_sigterm(target: Target, rng: random.Random) -> str:
+    # Celery's warm shutdown: it takes no new task, finishes those it runs, then exits.
+    hypervisor = rng.choice(sorted(target.stack.workers))
+    worker = target.stack.workers[hypervisor]
+    worker.kill(signal.SIGTERM)
+    started = time.monotonic()
+    pid = _dead(worker)
+    drained = time.monotonic() - started
+    down = _pause(rng)
+    _restart_worker(target, hypervisor)
+    return (
+        f"SIGTERM worker {hypervisor} (pid {pid}), exited after {drained:.1f}s, "
+        f"restarted after {down:.1f}s"
+    )
+
+
+def redis_restart(target: Target, rng: random.Random) -> str:
+    # A clean stop writes the append-only file; the same port and directory load it back.
+    target.redis.stop()
+    down = _pause(rng)
+    target.redis.start()
+    return f"Redis stopped and started again on its AOF after {down:.1f}s"
+
+
+def redis_freeze(target: Target, rng: random.Random) -> str:
+    # Stopped, not gone: connections stay open and every call waits out its socket timeout.
+    assert target.redis.pid is not None
+    os.kill(target.redis.pid, signal.SIGSTOP)
+    try:
+        time.sleep(target.freeze_seconds)
+    finally:
+        os.kill(target.redis.pid, signal.SIGCONT)
+    return f"Redis frozen (SIGSTOP) for {target.freeze_seconds:g}s"
+
+
+def recorder_kill(target: Target, rng: random.Random) -> str:
+    recorder = target.stack.service("recorder")
+    recorder.kill(signal.SIGKILL)
+    pid = _dead(recorder)
+    down = _pause(rng)
+    target.stack.restart("recorder")
+    return f"SIGKILL recorder (pid {pid}), restarted after {down:.1f}s"
+
+
+def api_kill(target: Target, rng: random.Random) -> str:
+    api = target.stack.service("api")
+    api.kill(signal.SIGKILL)  # the whole group: the gunicorn master and its workers
+    pid = _dead(api)
+    down = _pause(rng, 0.1, 1.0)
+    target.stack.restart("api")
+    return f"SIGKILL API (pid {pid}) mid-request, restarted after {down:.1f}s"
+
+
+def ssh_host_dies(target: Target, rng: random.Random) -> str:
+    host = rng.choice(target.sshd.hosts)
+    host.stop()  # the listener and each connection's sshd: commands die mid-way
+    down = _pause(rng, 0.5, 2.0)
+    try:
+        start_same_port(host)
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        raise AssertionError(f"sshd {host.name} did not come back: {exc}") from exc
+    return f"sshd {host.name} ({host.address}:{host.port}) killed, back after {down:.1f}s"
+
+
+FAULTS = {
+    fault.name: fault
+    for fault in (
+        Fault("worker-sigkill", worker_sigkill, may_fail_jobs=True),
+        Fault("worker-sigterm", worker_sigterm),
+        Fault("redis-restart", redis_restart),
+        Fault("redis-freeze", redis_freeze),
+        Fault("recorder-kill", recorder_kill),
+        Fault("api-kill", api_kill, during_submit=True),
+        Fault("ssh-host-dies", ssh_host_dies, may_fail_jobs=True),
+    )
+}
