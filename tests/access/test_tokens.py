@@ -65,11 +65,13 @@ def test_a_token_made_by_the_cli_works_until_revoked(secured: SecuredStack) -> N
 
 def test_the_cli_sends_orch_api_token(secured: SecuredStack) -> None:
     secret = create_token(secured, "operator", "--scope", "jobs:submit", "--scope", "jobs:read")
-    submitted = secured.cli("submit", "ping", "--hypervisor", HV, "--wait", API_TOKEN=secret)
+    submitted = secured.cli(
+        "submit", "ping", "--hypervisor", HV, "--wait", "--json", API_TOKEN=secret
+    )
     assert submitted.returncode == 0, submitted.stderr
     assert json.loads(submitted.stdout)["submitter"] == "operator"
     refused = secured.cli("jobs")
-    assert refused.returncode == 1 and "401 Unauthenticated" in refused.stderr
+    assert refused.returncode == 2 and "401 Unauthenticated" in refused.stderr
 
 
 def test_an_expired_token_is_refused(secured: SecuredStack) -> None:

@@ -6,7 +6,7 @@ that booted when it started. Everything the sequence made is removed afterwards.
 
 from __future__ import annotations
 
-import json
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -86,7 +86,7 @@ def test_the_readme_sequence_runs_c73_as_written_on_this_host(
         assert ran.exit_code == 0, f"orchestrator {' '.join(args)}:\n{ran.output}"
         outputs.append(ran.output)
     for output in outputs[:3]:
-        assert json.loads(output)["state"] == "succeeded"
+        assert re.search(r"^job \S+ succeeded", output, re.MULTILINE), output
     assert "Domain c73 is running on local" in outputs[3]
 
     domain = readme_host.lookupByName("c73")

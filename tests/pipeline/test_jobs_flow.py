@@ -169,19 +169,21 @@ def test_the_cli_submits_and_waits_for_a_job(two_hypervisors: RunningStack) -> N
 
     env = {"ORCH_API_HOST": "127.0.0.1", "ORCH_API_PORT": str(two_hypervisors.settings.api_port)}
     ok = CliRunner().invoke(
-        main, ["submit", "ping", "--hypervisor", "hv-b", "-p", "message=hi", "--wait"], env=env
+        main,
+        ["submit", "ping", "--hypervisor", "hv-b", "-p", "message=hi", "--wait", "--json"],
+        env=env,
     )
     assert ok.exit_code == 0, ok.output
-    job = json.loads(ok.output)
+    job = json.loads(ok.stdout)
     assert (job["state"], job["result"]["message"], job["hypervisor"]) == (
         "succeeded",
         "hi",
         "hv-b",
     )
-    slow = ["submit", "ping", "--hypervisor", "hv-b", "-p", "delay=5", "--wait", "--timeout", "0.5"]
-    unfinished = CliRunner().invoke(main, slow, env=env)
-    assert unfinished.exit_code == 1  # not finished within the timeout: not a success
+    slow = ["submit", "ping", "--hypervisor", "hv-b", "-p", "delay=5", "--wait", "--json"]
+    unfinished = CliRunner().invoke(main, [*slow, "--timeout", "0.5"], env=env)
+    assert unfinished.exit_code == 4  # not finished within the timeout: timed out
     requests.post(
-        f"{two_hypervisors.settings.resolved_api_url}/v1/jobs/{json.loads(unfinished.output)['id']}/cancel",
+        f"{two_hypervisors.settings.resolved_api_url}/v1/jobs/{json.loads(unfinished.stdout)['id']}/cancel",
         timeout=10,
     )
