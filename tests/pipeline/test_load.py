@@ -46,8 +46,8 @@ JOBS = 1000
 CLIENTS = 50
 BACKLOG = 2000
 # Far above what each process holds here (about 100 MiB for a gunicorn worker or the recorder,
-# 140 MiB for a worker), so only growth with the job count reaches it: 200 KiB kept per job
-# over these 3,000 jobs would.
+# 140 MiB for a worker), so only growth with the job count reaches it: a process keeping 350 KiB
+# for each job it sees (half of these 3,000 at least) would.
 CEILING_BYTES = 600 * MIB
 # Generous: the machine is shared. Nothing is timed; each wait ends on the state it waits for.
 WAIT_SECONDS = 600
