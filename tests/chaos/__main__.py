@@ -40,12 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     root = Path(tempfile.mkdtemp(prefix="chaos-"))
     sshd = start_fleet(SSHD_HOSTS, FIRST_OCTET)
+    clean = False
     try:
-        summary = run_chaos(root, sshd, config)
+        clean = run_chaos(root, sshd, config).clean
     finally:
         sshd.stop()
-        shutil.rmtree(root, ignore_errors=True)
-    return 0 if summary.clean else 1
+        if clean:
+            shutil.rmtree(root, ignore_errors=True)
+        else:  # the services' logs, to read what happened
+            print(f"logs kept in {root / 'var' / 'logs'}", file=sys.stderr)
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ MUST_BE_ZERO = (
     "unexplained",  # a final job without its result or its error's detail
     "disagreeing",  # SQL, Redis and the API telling different states or events
     "unexpected",  # a job failed under a fault that should fail none
+    "crashed",  # a service that exited by itself after the fault (it is started again)
 )
 
 

@@ -23,6 +23,8 @@ from orchestrator.db import make_engine, make_sessionmaker
 from orchestrator.fleet.files import fleet_files_dir
 from orchestrator.jobs.lifecycle import JobState
 from orchestrator.jobs.livestate import LiveState
+from orchestrator.local.processes import ServiceProcess
+from orchestrator.local.supervisor import describe_exit
 from tests.chaos.checks import MUST_BE_ZERO, Finding, Records, Submitted, TrialCheck
 from tests.chaos.checks import duplicate_jobs as find_duplicate_jobs
 from tests.chaos.client import CountingClient, Tally
@@ -74,6 +76,7 @@ class Summary:
     per_fault: dict[str, FaultTotals]
     findings: list[Finding]
     tally: Tally
+    vms_made: int  # succeeded VMs whose domains libvirt was checked for
 
     def count(self, category: str) -> int:
         return sum(totals.findings[category] for totals in self.per_fault.values())
@@ -102,7 +105,8 @@ class Summary:
             total.server_errors += totals.server_errors
         lines.append(f"{'all':<{width}}" + "".join(f"{v:>12}" for v in _row(total)))
         lines.append(
-            f"seed {self.seed}; bad inputs taken (must be 0): {len(self.bad_accepted)}; "
+            f"seed {self.seed}; VMs made {self.vms_made}; "
+            f"bad inputs taken (must be 0): {len(self.bad_accepted)}; "
             f"5xx seen (must be 0): {len(self.tally.server_errors)}; requests answered "
             f"{self.tally.answers}, unanswered while a service was down {self.tally.unreachable}"
         )
@@ -163,7 +167,7 @@ class ChaosRun:
                         self._trial(target, FAULTS[name], trial)
             finally:
                 engine.dispose()
-        return Summary(self.seed, self.per_fault, self.findings, self.tally)
+        return Summary(self.seed, self.per_fault, self.findings, self.tally, len(self.made))
 
     @contextmanager
     def _stack(self) -> Iterator[Target]:
@@ -186,6 +190,7 @@ class ChaosRun:
     # --- one trial ---------------------------------------------------------------------------
     def _trial(self, target: Target, fault: Fault, trial: int) -> None:
         rng = random.Random(self.rng.randrange(2**32))
+        began = time.monotonic()
         totals = self.per_fault[fault.name]
         errors_before, bad_before = len(self.tally.server_errors), self.tally.bad_inputs
         bodies = self._batch(f"{fault.name}-{trial}", rng)
@@ -204,10 +209,11 @@ class ChaosRun:
         check = TrialCheck(fault.name, trial, fault.may_fail_jobs)
         if len(jobs) < len(bodies):
             check.found("lost", None, f"{len(bodies) - len(jobs)} job(s) never accepted")
-        docs = self.client.wait_final([job.id for job in jobs], self.config.final_timeout)
-        check.final_states(jobs, docs)
-        check.agreement(self.records, self.client, jobs, timeout=60)
-        self._note_made(jobs, docs)
+        with self._watching(target, check):
+            docs = self.client.wait_final([job.id for job in jobs], self.config.final_timeout)
+            check.final_states(jobs, docs)
+            check.agreement(self.records, self.client, jobs, timeout=60)
+            self._note_made(jobs, docs)
         check.domains(self.client, self._expected(target.stack), self.reported_domains, 30)
         self._duplicates(check)
 
@@ -220,7 +226,8 @@ class ChaosRun:
         totals.server_errors += len(self.tally.server_errors) - errors_before
         self.findings += check.findings
         shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-        self.say(f"{fault.name} trial {trial}: {what}; {len(jobs)} jobs: {shown}")
+        took = time.monotonic() - began
+        self.say(f"{fault.name} trial {trial} ({took:.0f}s): {what}; {len(jobs)} jobs: {shown}")
         for finding in check.findings:
             self.say(f"  {finding}")
 
@@ -292,6 +299,43 @@ class ChaosRun:
             stop.set()
             thread.join(60)
 
+    @contextmanager
+    def _watching(self, target: Target, check: TrialCheck) -> Iterator[None]:
+        """After the fault: a service that exits by itself is a finding, and is started again
+        as its supervisor (systemd, ``orchestrator up``) would, so that the trial's jobs can
+        still end and later trials run."""
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(0.5):
+                self._restart_crashed(target, check)
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(120)
+            self._restart_crashed(target, check)
+
+    def _restart_crashed(self, target: Target, check: TrialCheck) -> None:
+        stack = target.stack
+        for service in [*stack.stack.services, target.redis]:
+            if service.process is None or service.alive():
+                continue
+            check.found("crashed", None, _crash(service))
+            try:
+                if service is target.redis:
+                    service.start()
+                    continue
+                fresh = stack.restart(service.name)
+            except (RuntimeError, TimeoutError) as exc:  # dead again: the next look retries
+                check.found("crashed", None, f"{service.name} did not start again: {exc}")
+                continue
+            if service.name.startswith("worker-"):
+                stack.workers[service.name.removeprefix("worker-")] = fresh
+
     # --- what libvirt should hold ------------------------------------------------------------
     def _note_made(self, jobs: list[Submitted], docs: dict[str, dict[str, Any]]) -> None:
         for job in jobs:
@@ -317,6 +361,16 @@ class ChaosRun:
             if name not in self.reported_duplicates:
                 self.reported_duplicates.add(name)
                 check.found("duplicated", ids[0], f"VM {name} stored as jobs {ids}")
+
+
+def _crash(service: ServiceProcess) -> str:
+    assert service.process is not None
+    lines = service.log_tail(200).splitlines()
+    why = next((line for line in reversed(lines) if "CRITICAL" in line or "Error" in line), "")
+    return (
+        f"{service.name} (pid {service.pid}) {describe_exit(service.process.returncode)} by "
+        f"itself; restarted. Log ({service.log_path}): {why[:300]}"
+    )
 
 
 def _hv(rng: random.Random) -> str:
