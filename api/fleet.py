@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.audit import note_job
 from api.auth import requires, submitter_name
-from api.requests import int_arg, json_body
+from api.requests import idempotency_key, int_arg, json_body
 from api.services import services
 from orchestrator.access.scopes import FLEET_EXEC, INVENTORIES_WRITE, JOBS_READ
 from orchestrator.errors import InvalidInput
@@ -132,10 +132,10 @@ def relaunch(job_id: str) -> tuple[Response, int, dict[str, str]]:
     """A new fleet job on the earlier job's failed and/or unreachable hosts."""
     raw = json_body() if request.get_data(cache=True).strip() else {}
     body = _parse(RelaunchBody, raw)
+    key = idempotency_key()
     svc = services()
     with svc.sessions() as session:
         job_request = relaunch_request(session, svc.live, job_id, body.hosts)
-    key = request.headers.get("Idempotency-Key")
     job, created = svc.submitter.submit(job_request, submitter_name(), key)
     note_job(job.id, job.kind)
     doc = job_document(job, svc.live.job(job.id))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, Response, current_app, jsonify
+from pydantic import BaseModel
 
 from api.auth import declared_rule, public, requires
+from api.fleet import InventoryBody, RelaunchBody
+from api.hypervisors import HypervisorChange
 from orchestrator.access.scopes import JOBS_READ
 from orchestrator.kinds import KINDS
 from orchestrator.openapi import Route, openapi_document
@@ -32,7 +35,12 @@ def kinds() -> Response:
 @bp.get("/openapi.json")
 @public
 def openapi() -> Response:
-    return jsonify(openapi_document(_served_routes()))
+    bodies: dict[str, type[BaseModel]] = {
+        "HypervisorChange": HypervisorChange,
+        "InventoryBody": InventoryBody,
+        "RelaunchBody": RelaunchBody,
+    }
+    return jsonify(openapi_document(_served_routes(), bodies))
 
 
 def _served_routes() -> list[Route]:

@@ -147,6 +147,25 @@ def _too_deep() -> NoReturn:
     )
 
 
+MAX_IDEMPOTENCY_KEY_CHARS = 255  # the jobs.idempotency_key column
+
+
+def idempotency_key() -> str | None:
+    """The ``Idempotency-Key`` header; None without one. An empty one (an unset variable in a
+    CI script, say) is a mistake its sender should hear of, and one longer than the column
+    holds would fail in the database: both are a 422."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        message = f"must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters, not blank"
+        raise InvalidInput(
+            f"header Idempotency-Key {message}",
+            errors=[{"field": "Idempotency-Key", "message": message}],
+        )
+    return key
+
+
 def int_arg(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     raw = request.args.get(name)
     if raw is None:
