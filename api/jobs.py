@@ -12,7 +12,7 @@ from api.audit import note_job
 from api.auth import check_owner, check_scope, requires, submitter_name
 from api.event_stream import event_stream, resume_point, wants_stream
 from api.fleet import admit_fleet_job
-from api.requests import float_arg, int_arg, json_body
+from api.requests import float_arg, idempotency_key, int_arg, json_body
 from api.services import services
 from orchestrator.access.scopes import FLEET_EXEC, JOBS_READ, JOBS_SUBMIT, submit_scope
 from orchestrator.errors import Conflict, InvalidInput
@@ -44,7 +44,7 @@ def submit() -> tuple[Response, int, dict[str, str]]:
         return jsonify(services().submitter.dry_run(job_request)), 200, {}
     wait = float_arg("wait", 0.0, maximum=MAX_WAIT_SECONDS)
     # Idempotency keys are unique per submitter, so per token when tokens are on.
-    key = request.headers.get("Idempotency-Key")
+    key = idempotency_key()
     job, created = services().submitter.submit(job_request, submitter_name(), key)
     note_job(job.id, job.kind)
     headers = {"Location": f"/v1/jobs/{job.id}"}

@@ -48,7 +48,7 @@ def create_family(
     children, created). With children, the parent runs nowhere (no outbox row) and each child
     gets one; without, the job itself does. An earlier job with the same idempotency key
     answers as in :func:`create_job`, with no children returned."""
-    if new.idempotency_key and (earlier := _by_idempotency_key(session, new)):
+    if new.idempotency_key is not None and (earlier := _by_idempotency_key(session, new)):
         return _same_request(earlier, new), [], False
     now = utcnow()
     job = _new_row(new, now, parent_id=None)
@@ -58,11 +58,11 @@ def create_family(
     # cached, while the ORM's unit of work (or even Session.execute) costs more than the rows
     # they write.
     connection = session.connection()
-    connection.execute(_JOB_INSERT, [_row_values(row) for row in rows])
-    connection.execute(
-        _OUTBOX_INSERT, [{"job_id": row.id, "attempt": 1, "created_at": now} for row in runs]
-    )
     try:
+        connection.execute(_JOB_INSERT, [_row_values(row) for row in rows])
+        connection.execute(
+            _OUTBOX_INSERT, [{"job_id": row.id, "attempt": 1, "created_at": now} for row in runs]
+        )
         session.commit()
     except IntegrityError:  # a concurrent request with the same idempotency key won
         session.rollback()

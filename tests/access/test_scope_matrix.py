@@ -50,7 +50,7 @@ def test_every_route_declares_a_scope_or_that_it_is_public(app: Flask) -> None:
     undeclared = [str(route) for route in routes(app) if route.rule is None]
     assert undeclared == []
     public = sorted(route.pattern for route in routes(app) if route.rule and route.rule.public)
-    assert public == ["/v1/health", "/v1/openapi.json"]
+    assert public == ["/v1/docs", "/v1/docs/<filename>", "/v1/health", "/v1/openapi.json"]
 
 
 def test_every_route_times_every_scope(app: Flask, secured: SecuredStack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -143,6 +144,32 @@ def test_an_idempotency_key_returns_the_first_job(two_hypervisors: RunningStack)
     )
     assert other.status_code == 422
     assert "Idempotency-Key" in other.json()["detail"]
+    # A blank key (an unset variable in a CI script) or one too long to store is refused.
+    for bad in ("", "k" * 256):
+        refused = requests.post(
+            f"{stack.settings.resolved_api_url}/v1/jobs",
+            json=body,
+            headers={"Idempotency-Key": bad},
+            timeout=10,
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_concurrent_requests_with_one_idempotency_key_make_one_job(
+    two_hypervisors: RunningStack,
+) -> None:
+    url = f"{two_hypervisors.settings.resolved_api_url}/v1/jobs"
+
+    def post(_: int) -> requests.Response:
+        body = {"kind": "ping", "hypervisor": "hv-a"}
+        return requests.post(url, json=body, headers={"Idempotency-Key": "race"}, timeout=30)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(post, range(32)))
+
+    assert sorted({a.status_code for a in answers}) in ([200, 202], [202])
+    assert len({a.json()["id"] for a in answers}) == 1
 
 
 def test_a_queued_job_can_be_cancelled_and_never_runs(make_stack) -> None:  # type: ignore[no-untyped-def]

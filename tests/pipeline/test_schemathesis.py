@@ -82,7 +82,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_every_operation_answers_as_its_document_says(
     case: schemathesis.Case, live_api: LiveApi
 ) -> None:
-    if _reaches_beyond_loopback(case) or _awaits_fix_in_jobs_route(case):
+    if _reaches_beyond_loopback(case):
         return
     case.call_and_validate(
         base_url=live_api.url,
@@ -97,11 +97,3 @@ def _reaches_beyond_loopback(case: schemathesis.Case) -> bool:
     its inventory names; tests talk to loopback only."""
     kind = case.body.get("kind") if isinstance(case.body, dict) else None
     return case.method == "POST" and case.path == "/v1/jobs" and str(kind) in FLEET_KINDS
-
-
-def _awaits_fix_in_jobs_route(case: schemathesis.Case) -> bool:
-    """POST /v1/jobs stores an empty Idempotency-Key as a key yet never looks it up, so the
-    second request sending one is a 500 (UNIQUE constraint failed). api/jobs.py is to read the
-    header with api.requests.idempotency_key(), as relaunch does; until then, such cases wait."""
-    key = (case.headers or {}).get("Idempotency-Key")
-    return case.method == "POST" and case.path == "/v1/jobs" and key is not None and not key.strip()
