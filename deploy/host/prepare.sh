@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   redis-server libvirt-daemon-system libvirt-dev pkg-config qemu-system-x86 qemu-utils
   openssh-server virtinst osinfo-db dnsmasq-base genisoimage xorriso iproute2 python3-venv
-  postgresql sudo
+  postgresql sudo curl jq
 )
 
 missing=()
