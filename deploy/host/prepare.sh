@@ -7,6 +7,7 @@ PACKAGES=(
   redis-server libvirt-daemon-system libvirt-dev pkg-config qemu-system-x86 qemu-utils
   openssh-server virtinst osinfo-db dnsmasq-base genisoimage xorriso iproute2 python3-venv
   postgresql sudo curl jq
+  chromium  # the test suite renders the API's docs page in a headless browser
 )
 
 missing=()

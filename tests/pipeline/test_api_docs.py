@@ -135,7 +135,6 @@ def test_files_of_the_package_the_page_does_not_use_are_not_served(stack: Runnin
         assert response.headers["Content-Type"] == "application/problem+json"
 
 
-@pytest.mark.allow_skip  # deploy/host/prepare.sh does not install chromium
 def test_a_browser_renders_every_operation_of_the_document(
     stack: RunningStack, tmp_path: Path
 ) -> None:
