@@ -43,4 +43,4 @@ chaos: host venv  ## the fault suite with 5 trials per fault (the test suite run
 	$(BIN)/python -m tests.chaos --trials 5 --freeze-seconds 30
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis
