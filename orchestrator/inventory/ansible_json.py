@@ -20,23 +20,21 @@ def ansible_inventory_list(
     available = inventory.select("all", limit)
     allowed = frozenset(available)
     result: dict[str, Any] = {}
-    seen: set[str] = set()
-
-    def add_group(name: str) -> None:
+    # Every group below "all" once; a stack rather than recursion, as chains may be long.
+    seen = {"all"}
+    todo = ["all"]
+    while todo:
+        name = todo.pop()
         group = inventory.groups[name]
         entry: dict[str, Any] = {}
         if name != "all":
             entry["hosts"] = [h for h in group.hosts if h in allowed]
         entry["children"] = list(group.children)
-        for child in group.children:
-            if child not in seen:
-                add_group(child)
-                seen.add(child)
+        todo.extend(child for child in group.children if child not in seen)
+        seen.update(group.children)
         entry = {k: v for k, v in entry.items() if v}
         if entry:
             result[name] = entry
-
-    add_group("all")
     hostvars = {h: v for h in available if (v := inventory.host_vars(h))}
     result["_meta"] = {"hostvars": hostvars, "profile": "inventory_legacy"}
     return result

@@ -67,9 +67,9 @@ def with_builtin_groups(
         _add_members(graph, "domains", dom_entries)
         for domain in dom_entries:
             graph.set_variable(domain.name, "hypervisor", domain.hypervisor)
+        graph.reconcile()
     except GraphError as exc:
         raise InvalidInput(str(exc), errors=[{"field": "inventory", "message": str(exc)}]) from None
-    graph.reconcile()
     base = inventory.base_dir
 
     def file_vars(subdir: str, name: str) -> dict[str, Any]:
@@ -115,6 +115,6 @@ def _graph_of(inventory: Inventory) -> InventoryGraph:
     for name, group in inventory.groups.items():
         for child in group.children:
             graph.add_child(name, child)
-        graph.groups[name].hosts = list(group.hosts)
+        graph.groups[name].hosts = dict.fromkeys(group.hosts)
     graph.warnings = list(inventory.warnings)
     return graph

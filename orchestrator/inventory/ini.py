@@ -15,12 +15,18 @@ import warnings
 from typing import Any
 
 from orchestrator.inventory.graph import GraphError, InventoryGraph
+from orchestrator.inventory.limits import MAX_QUOTED_LINE_CHARS
 from orchestrator.inventory.problems import inventory_error
 from orchestrator.inventory.ranges import RangeError, split_host_entry
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:\#.*)?$")
 _GROUP_NAME = re.compile(r"^([^:\]\s]+)\s*(?:\#.*)?$")
 _COMMENT_MARKERS = ("#", ";")
+# Names (deploy, eu-west-1a, a.b) and dotted quads: Python would read a Name, an Attribute,
+# a BinOp or a syntax error, never a literal.
+_NEVER_LITERAL = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_.\-]*|[0-9]+(?:\.[0-9]+){2,})\Z")
+_SHLEX_SPECIAL = ("'", '"', "\\")
+_SHLEX_WHITESPACE = re.compile("[ \t\r\n]+")
 
 
 class _Rule(ValueError):
@@ -94,17 +100,21 @@ class _IniReader:
                 del self.pending[name]
 
     def _add_pending_children(self, group: str) -> None:
-        for parent in self.pending[group]["parents"]:
-            self.graph.add_child(parent, group)
+        # Depth first as ansible-core recurses, with a stack: chains may be long.
+        stack = [(group, iter(self.pending[group]["parents"]))]
+        while stack:
+            current, parents = stack[-1]
+            parent = next(parents, None)
+            if parent is None:
+                stack.pop()
+                self.pending.pop(current, None)
+                continue
+            self.graph.add_child(parent, current)
             if parent in self.pending and self.pending[parent]["state"] == "children":
-                self._add_pending_children(parent)
-        del self.pending[group]
+                stack.append((parent, iter(self.pending[parent]["parents"])))
 
     def _host_line(self, line: str) -> None:
-        try:
-            tokens = shlex.split(line, comments=True)
-        except ValueError as exc:
-            raise _Rule(f"Error parsing host definition '{line}': {exc}") from None
+        tokens = _host_tokens(line)
         entry = tokens[0] if tokens else ""
         names, port = split_host_entry(entry)
         if entry.strip().endswith(":") and port is None:
@@ -141,6 +151,28 @@ class _IniReader:
             self.pending[child] = {"line": line_no, "state": "children", "parents": [self.group]}
 
 
+def _host_tokens(line: str) -> list[str]:
+    """The words of a host line as ``shlex.split(line, comments=True)`` gives them.
+
+    shlex copies a word once per character it reads, so a long word costs its length
+    squared: lines without quotes or backslashes (almost all) are split here directly, and
+    the others must stay under ``MAX_QUOTED_LINE_CHARS``."""
+    if not any(c in line for c in _SHLEX_SPECIAL):
+        # Without quotes or escapes, shlex's words are runs of anything but its whitespace,
+        # and a '#' anywhere starts a comment.
+        words = line.partition("#")[0].strip(" \t\r\n")
+        return _SHLEX_WHITESPACE.split(words) if words else []
+    if len(line) > MAX_QUOTED_LINE_CHARS:
+        raise _Rule(
+            f"a host line with quotes or backslashes may be at most {MAX_QUOTED_LINE_CHARS} "
+            "characters long; put long values in group_vars/ or host_vars/"
+        )
+    try:
+        return shlex.split(line, comments=True)
+    except ValueError as exc:
+        raise _Rule(f"Error parsing host definition '{line}': {exc}") from None
+
+
 def _variable_definition(line: str) -> tuple[str, Any]:
     if "=" not in line:
         raise _Rule(f"Expected key=value, got: {line}")
@@ -150,6 +182,8 @@ def _variable_definition(line: str) -> tuple[str, Any]:
 
 def parse_ini_value(text: str) -> Any:
     """An INI value as ansible-core reads it: a Python literal if it is one, else the text."""
+    if _NEVER_LITERAL.match(text) and text not in ("True", "False", "None"):
+        return text  # most values; literal_eval would compile each only to fail
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
@@ -157,7 +191,8 @@ def parse_ini_value(text: str) -> Any:
     except (ValueError, SyntaxError):
         return text
     except (TypeError, MemoryError, RecursionError) as exc:
-        raise _Rule(f"cannot read value {text!r}: {exc}") from None
+        shown = text if len(text) <= 80 else text[:80] + "..."
+        raise _Rule(f"cannot read value {shown!r}: {type(exc).__name__}") from None
     return _plain(value)
 
 

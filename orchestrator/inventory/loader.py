@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator.inventory.graph import InventoryGraph
+from orchestrator.inventory.graph import GraphError, InventoryGraph
 from orchestrator.inventory.ini import read_ini
 from orchestrator.inventory.model import Group, Host, Inventory
 from orchestrator.inventory.problems import inventory_error
 from orchestrator.inventory.varsdirs import load_entity_vars
-from orchestrator.inventory.yamlfile import load_yaml, read_yaml
+from orchestrator.inventory.yamlfile import YamlRefused, load_yaml, read_yaml
 
 Format = Literal["ini", "yaml"]
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
@@ -37,7 +37,7 @@ def load_inventory(path: str | Path) -> Inventory:
     files = sorted(_inventory_files(path)) if path.is_dir() else [path]
     for file in files:
         _read_file(file, graph)
-    graph.reconcile()
+    reconcile(graph, str(path))
     base = path if path.is_dir() else path.parent
     return _freeze(graph, str(path), base)
 
@@ -55,8 +55,16 @@ def parse_inventory(
         raise inventory_error(source, None, f"unknown inventory format {format!r}: use ini or yaml")
     graph = InventoryGraph()
     _read_text(text, format, graph, source)
-    graph.reconcile()
+    reconcile(graph, source)
     return _freeze(graph, source, Path(base_dir) if base_dir is not None else None)
+
+
+def reconcile(graph: InventoryGraph, source: str) -> None:
+    """``graph.reconcile()``, a broken cap reported as bad input from ``source``."""
+    try:
+        graph.reconcile()
+    except GraphError as exc:
+        raise inventory_error(source, None, str(exc)) from None
 
 
 def _inventory_files(folder: Path) -> list[Path]:
@@ -84,22 +92,26 @@ def _read_file(path: Path, graph: InventoryGraph) -> None:
 
 
 def _read_text(text: str, fmt: Format | None, graph: InventoryGraph, source: str) -> None:
-    if fmt is None:
-        fmt = "yaml" if _looks_like_yaml(text) else "ini"
-    reader: Callable[[Any, InventoryGraph, str], None]
     if fmt == "yaml":
-        data, reader = load_yaml(text, source), read_yaml
+        read_yaml(load_yaml(text, source), graph, source)
+    elif fmt == "ini":
+        read_ini(text, graph, source)
+    elif (data := _yaml_mapping(text, source)) is not None:
+        read_yaml(data, graph, source)
     else:
-        data, reader = text, read_ini
-    reader(data, graph, source)
+        read_ini(text, graph, source)
 
 
-def _looks_like_yaml(text: str) -> bool:
+def _yaml_mapping(text: str, source: str) -> Any:
+    """The parsed text when it reads as a YAML inventory (a non-empty mapping), else None.
+    YAML that an inventory may not hold (an alias) is refused here: it is YAML all the same."""
     try:
-        data = load_yaml(text, "<probe>")
+        data = load_yaml(text, source)
+    except YamlRefused:
+        raise
     except Exception:
-        return False
-    return isinstance(data, dict) and bool(data)
+        return None
+    return data if isinstance(data, dict) and data else None
 
 
 def _freeze(graph: InventoryGraph, source: str, base: Path | None) -> Inventory:
@@ -117,7 +129,10 @@ def freeze(
 ) -> Inventory:
     """The read-only ``Inventory`` of a reconciled graph; ``file_vars(subdir, name)`` gives
     the ``group_vars``/``host_vars`` of each group and host."""
-    member_of = graph.memberships()
+    try:
+        member_of = graph.memberships()
+    except GraphError as exc:
+        raise inventory_error(source, None, str(exc)) from None
     depth = _depths(graph)
 
     groups = {
@@ -133,17 +148,13 @@ def freeze(
         )
         for name, node in graph.groups.items()
     }
+    order = {name: (group.depth, group.priority, name) for name, group in groups.items()}
     hosts = {
         name: Host(
             name=name,
             vars=node.vars,
             file_vars=file_vars("host_vars", name),
-            groups=tuple(
-                sorted(
-                    member_of.get(name, ()),
-                    key=lambda g: (groups[g].depth, groups[g].priority, g),
-                )
-            ),
+            groups=tuple(sorted(member_of.get(name, ()), key=order.__getitem__)),
         )
         for name, node in graph.hosts.items()
     }
@@ -153,15 +164,22 @@ def freeze(
 
 
 def _depths(graph: InventoryGraph) -> dict[str, int]:
-    """Longest path from ``all`` to each group: the depth Ansible sorts group vars by."""
+    """Longest path from ``all`` to each group: the depth Ansible sorts group vars by.
+
+    Iterative: a chain of a thousand groups would exhaust Python's recursion limit."""
     depth: dict[str, int] = {}
-
-    def visit(name: str) -> int:
-        if name not in depth:
+    for start in graph.groups:
+        todo = [start]
+        while todo:
+            name = todo[-1]
+            if name in depth:
+                todo.pop()
+                continue
             parents = graph.groups[name].parents
-            depth[name] = max((visit(p) + 1 for p in parents), default=0)
-        return depth[name]
-
-    for name in graph.groups:
-        visit(name)
+            waiting = [p for p in parents if p not in depth]
+            if waiting:
+                todo.extend(waiting)
+                continue
+            todo.pop()
+            depth[name] = max((depth[p] + 1 for p in parents), default=0)
     return depth

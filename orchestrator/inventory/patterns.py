@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import re2
+
 from orchestrator.errors import InvalidInput
+from orchestrator.inventory.limits import MAX_NAMES_TRIED, MAX_PATTERN_CHARS
 from orchestrator.inventory.ranges import parse_address
 
 if TYPE_CHECKING:
@@ -24,6 +27,11 @@ if TYPE_CHECKING:
 _SUBSCRIPTED = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
 _COLON_SEPARATED = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
 _GLOB_CHARS = (".", "?", "*", "[")
+_FNMATCH_CHARS = ("?", "*", "[")
+# Perl syntax RE2 leaves out, because no linear-time matcher can offer it.
+_PCRE_ONLY = ("(?=", "(?!", "(?<=", "(?<!", "\\1", "\\2", "\\3", "(?P=", "\\g<")
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the refusal says why; RE2 would also print it to stderr
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,9 @@ def select_hosts(
     inventory: Inventory, pattern: str | list[str] = "all", limit: str | list[str] | None = None
 ) -> HostSelection:
     """Hosts of ``inventory`` matching ``pattern`` and, if given, ``limit`` (``--limit``)."""
+    _check_length(pattern, "pattern")
+    if limit is not None:
+        _check_length(limit, "limit")
     matcher = _Matcher(inventory)
     try:
         hosts = matcher.evaluate(split_host_pattern(pattern))
@@ -72,24 +83,26 @@ class _Matcher:
         self.inventory = inventory
         self.warnings: list[str] = []
         self._cache: dict[str, list[str]] = {}
+        self._names_tried = 0
 
     def evaluate(self, patterns: list[str]) -> list[str]:
-        hosts: list[str] = []
+        # An ordered set: each part costs what it matched, not what was selected before it
+        # (a --limit may list a thousand hosts).
+        hosts: dict[str, None] = {}
         for p in _order_patterns(patterns):
             if p in self.inventory.hosts:
-                hosts.append(p)
+                hosts.setdefault(p)
                 continue
             that = self._match_one(p)
             if p[0] == "!":
-                excluded = set(that)
-                hosts = [h for h in hosts if h not in excluded]
+                for host in that:
+                    hosts.pop(host, None)
             elif p[0] == "&":
                 kept = set(that)
-                hosts = [h for h in hosts if h in kept]
+                hosts = {h: None for h in hosts if h in kept}
             else:
-                existing = set(hosts)
-                hosts.extend(h for h in that if h not in existing)
-        return hosts
+                hosts.update(dict.fromkeys(that))
+        return list(hosts)
 
     def _match_one(self, pattern: str) -> list[str]:
         if pattern[0] in "&!":
@@ -113,14 +126,28 @@ class _Matcher:
         """Hosts of every matching group, then matching host names (duplicates kept, as in
         Ansible, because a subscript counts them)."""
         results: list[str] = []
-        groups = _match_list(self.inventory.groups, pattern)
+        groups = self._match_list(self.inventory.groups, pattern)
         for group in groups:
             results.extend(self.inventory.group_hosts(group))
         if not groups or pattern[0] == "~" or any(c in pattern for c in _GLOB_CHARS):
-            results.extend(_match_list(self.inventory.hosts, pattern))
+            results.extend(self._match_list(self.inventory.hosts, pattern))
         if not results and not groups and pattern != "all":
             self.warnings.append(f"Could not match supplied host pattern, ignoring: {pattern}")
         return results
+
+    def _match_list(self, names: Collection[str], pattern: str) -> list[str]:
+        if pattern[0] != "~" and not any(c in pattern for c in _FNMATCH_CHARS):
+            # A glob without wildcards matches only itself (as Ansible's fnmatch finds).
+            return [pattern] if pattern in names else []
+        self._names_tried += len(names)
+        if self._names_tried > MAX_NAMES_TRIED:
+            raise _invalid(
+                pattern,
+                f"globs and regular expressions here would be tried on more than "
+                f"{MAX_NAMES_TRIED} host and group names; name fewer patterns",
+            )
+        match = _compiled(pattern)
+        return [name for name in names if match(name)]
 
 
 def _order_patterns(patterns: list[str]) -> list[str]:
@@ -130,15 +157,41 @@ def _order_patterns(patterns: list[str]) -> list[str]:
     return (regular or ["all"]) + intersections + exclusions
 
 
-def _match_list(names: Iterable[str], pattern: str) -> list[str]:
+def _compiled(pattern: str) -> Callable[[str], object]:
+    """The match function of a glob (Python's re: fnmatch's translation cannot backtrack
+    without end) or of a ``~regex`` (RE2, which matches in time linear in the name)."""
+    if pattern[0] != "~":
+        try:
+            return re.compile(fnmatch.translate(pattern)).match
+        except re.error as exc:
+            raise _invalid(pattern, f"invalid glob: {exc}") from None
     try:
-        regex = re.compile(pattern[1:] if pattern[0] == "~" else fnmatch.translate(pattern))
-    except re.error as exc:
+        return re2.compile(pattern[1:], options=_RE2_OPTIONS).match
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args else str(exc)
+        if any(marker in pattern for marker in _PCRE_ONLY):
+            reason += (
+                "; lookarounds and backreferences are not supported: regular expressions in "
+                "host patterns are matched by RE2, in time linear in the host name"
+            )
+        raise _invalid(pattern, f"invalid regular expression: {reason}") from None
+
+
+def _invalid(pattern: str, message: str) -> InvalidInput:
+    shown = pattern if len(pattern) <= 100 else pattern[:100] + "..."
+    return InvalidInput(
+        f"Invalid host list pattern: {shown} ({message})",
+        errors=[{"field": "pattern", "message": message}],
+    )
+
+
+def _check_length(pattern: str | list[str], field: str) -> None:
+    length = len(pattern) if isinstance(pattern, str) else sum(len(p) + 1 for p in pattern)
+    if length > MAX_PATTERN_CHARS:
+        message = f"longer than {MAX_PATTERN_CHARS} characters"
         raise InvalidInput(
-            f"Invalid host list pattern: {pattern} ({exc})",
-            errors=[{"field": "pattern", "message": f"invalid regular expression: {exc}"}],
-        ) from None
-    return [name for name in names if regex.match(name)]
+            f"host {field} is {message}", errors=[{"field": field, "message": message}]
+        )
 
 
 def _split_subscript(pattern: str) -> tuple[str, tuple[int, int | None] | None]:

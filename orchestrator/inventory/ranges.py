@@ -7,8 +7,12 @@ host names, in the same order, as it does for Ansible.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import string
+
+from orchestrator.inventory.limits import MAX_HOST_NAME_CHARS, MAX_RANGE_HOSTS
 
 _NUMERIC_RANGE = r"\[(?:[0-9]+:[0-9]+)(?::[0-9]+)?\]"
 _HEX_RANGE = r"\[(?:[0-9a-f]+:[0-9a-f]+)(?::[0-9]+)?\]"
@@ -57,6 +61,8 @@ def split_host_entry(entry: str) -> tuple[list[str], int | None]:
     An entry that is not a recognisable address is taken verbatim as a name (Ansible accepts
     any name there); its ``[..]`` ranges are still expanded.
     """
+    if ":" not in entry and "[" not in entry:
+        return [entry], None  # no port, no range: the name whatever parse_address finds
     parsed = parse_address(entry)
     pattern, port = parsed if parsed else (entry, None)
     if "[" in pattern:
@@ -68,22 +74,51 @@ def expand_host_range(line: str) -> list[str]:
     """Expand every ``[begin:end(:step)]`` in ``line``, left to right, as Ansible does.
 
     Numeric bounds with a leading zero keep their width (``[01:10]``); single letters give
-    alphabetic ranges (``[a:f]``); both ends are included.
+    alphabetic ranges (``[a:f]``); both ends are included. The names are counted, and their
+    length measured, before any is made: at most ``MAX_RANGE_HOSTS`` names of at most
+    ``MAX_HOST_NAME_CHARS`` characters.
     """
-    head, sep, rest = line.partition("[")
-    if not sep:
+    texts, ranges = _split_ranges(line)
+    if not ranges:
         return [line]
-    nrange, sep, tail = rest.partition("]")
-    if not sep:
-        raise RangeError(f"host range in {line!r} has no closing ']'")
+    count = math.prod(_count(values) for values, _width in ranges)
+    if count > MAX_RANGE_HOSTS:
+        raise RangeError(
+            f"host range expands to {count} hosts, more than the {MAX_RANGE_HOSTS} one entry "
+            "may hold"
+        )
+    longest = sum(map(len, texts)) + sum(_longest(values, width) for values, width in ranges)
+    if count and longest > MAX_HOST_NAME_CHARS:
+        raise RangeError(
+            f"host range {_shown(line)} makes names longer than {MAX_HOST_NAME_CHARS} characters"
+        )
+    choices = [_texts(values, width) for values, width in ranges]
     return [
-        name
-        for value in _range_values(nrange)
-        for name in expand_host_range(f"{head}{value}{tail}")
+        "".join(part for pair in zip(texts, (*combo, ""), strict=True) for part in pair)
+        for combo in itertools.product(*choices)
     ]
 
 
-def _range_values(nrange: str) -> list[str]:
+_Values = tuple[range | str, int]  # numbers with their zero-padded width, or letters
+
+
+def _split_ranges(line: str) -> tuple[list[str], list[_Values]]:
+    """The text around each ``[..]`` (one more than there are ranges) and each range."""
+    texts: list[str] = []
+    ranges: list[_Values] = []
+    rest = line
+    while True:
+        head, sep, rest = rest.partition("[")
+        texts.append(head)
+        if not sep:
+            return texts, ranges
+        nrange, sep, rest = rest.partition("]")
+        if not sep:
+            raise RangeError(f"host range in {_shown(line)} has no closing ']'")
+        ranges.append(_range_values(nrange))
+
+
+def _range_values(nrange: str) -> _Values:
     bounds = nrange.split(":")
     if len(bounds) not in (2, 3):
         raise RangeError("host range must be begin:end or begin:end:step")
@@ -103,9 +138,30 @@ def _range_values(nrange: str) -> list[str]:
         i_beg, i_end = string.ascii_letters.index(beg), string.ascii_letters.index(end)
         if i_beg > i_end:
             raise RangeError("host range must have begin <= end")
-        return list(string.ascii_letters[i_beg : i_end + 1 : step])
-    numbers = range(_as_int(beg, "begin"), _as_int(end, "end") + 1, step)
-    return [str(n).zfill(width) for n in numbers]
+        return string.ascii_letters[i_beg : i_end + 1 : step], 0
+    return range(_as_int(beg, "begin"), _as_int(end, "end") + 1, step), width
+
+
+def _count(values: range | str) -> int:
+    if isinstance(values, str):
+        return len(values)
+    # len() of a range fails past sys.maxsize, and bounds may be any integer.
+    return max(0, (values.stop - values.start + values.step - 1) // values.step)
+
+
+def _longest(values: range | str, width: int) -> int:
+    if isinstance(values, str) or not values:
+        return 1 if values else 0
+    return max(width, len(str(values[0])), len(str(values[-1])))
+
+
+def _texts(values: range | str, width: int) -> list[str]:
+    return list(values) if isinstance(values, str) else [str(n).zfill(width) for n in values]
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, cut short: a refusal should not echo a huge entry."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 def _as_int(text: str, what: str) -> int:

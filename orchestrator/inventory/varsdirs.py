@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.inventory.problems import inventory_error
-from orchestrator.inventory.yamlfile import load_yaml, plain
+from orchestrator.inventory.yamlfile import ExpansionError, load_yaml, plain
 
 VARS_EXTENSIONS = (".yml", ".yaml", ".json")
 
@@ -73,5 +73,13 @@ def read_vars_file(path: Path) -> Any:
         raise inventory_error(str(path), None, f"cannot read variables file: {exc}") from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise inventory_error(str(path), None, "JSON nested too deeply") from None
     except ValueError:
-        return plain(load_yaml(text, str(path)))
+        pass
+    try:
+        # The operator's own file: aliases are allowed, what they expand to is capped.
+        return plain(load_yaml(text, str(path), aliases=True))
+    except (ExpansionError, RecursionError) as exc:
+        rule = str(exc) if isinstance(exc, ExpansionError) else "YAML nested too deeply"
+        raise inventory_error(str(path), None, rule) from None

@@ -7,12 +7,15 @@ the line of each key so that errors can name it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
+from yaml.composer import Composer, ComposerError
 
+from orchestrator.errors import InvalidInput
 from orchestrator.inventory.graph import GraphError, InventoryGraph
+from orchestrator.inventory.limits import MAX_YAML_DEPTH, MAX_YAML_VALUES
 from orchestrator.inventory.problems import inventory_error
 from orchestrator.inventory.ranges import RangeError, split_host_entry
 
@@ -25,11 +28,78 @@ class LineDict(dict[Any, Any]):
     lines: dict[Any, int]
 
 
+ALIAS_RULE = (
+    "YAML aliases are not accepted in inventories: write the value out where it is used "
+    "(an alias can make a few bytes expand without end)"
+)
+DEPTH_RULE = f"YAML nested more than {MAX_YAML_DEPTH} levels deep"
+
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class _PyParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """PyYAML's own parser, where libyaml is missing."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+
+
+# libyaml's parser under Python's composer: the composer is where aliases can be refused.
+_Parser: type[Any]
+try:
+    from yaml._yaml import CParser
+
+    _Parser = CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _Parser = _PyParser
+
+
 class _LineLoader(_Base):  # type: ignore[valid-type,misc]
-    """Safe YAML loader whose mappings are ``LineDict``; ``!unsafe`` strings load as text."""
+    """Safe YAML loader whose mappings are ``LineDict``; ``!unsafe`` strings load as text.
+
+    For the operator's own variables files: aliases are allowed there, and ``plain`` caps
+    what they expand to."""
+
+
+class _InventoryComposer(Composer):
+    """Refuses every alias where it appears, before anything could expand, and nesting
+    deeper than ``MAX_YAML_DEPTH`` (the readers recurse on it)."""
+
+    # From the parser this composer is mixed with.
+    check_event: Callable[..., bool]
+    peek_event: Callable[[], Any]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise ComposerError(None, None, ALIAS_RULE, self.peek_event().start_mark)
+        if self.depth >= MAX_YAML_DEPTH:
+            raise ComposerError(None, None, DEPTH_RULE, self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+class _InventoryLoader(
+    _InventoryComposer,
+    _Parser,
+    yaml.constructor.SafeConstructor,
+    yaml.resolver.Resolver,
+):
+    """What inventories are read with: ``_LineLoader``'s constructors, no aliases."""
+
+    def __init__(self, stream: str) -> None:
+        _Parser.__init__(self, stream)
+        _InventoryComposer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
@@ -62,30 +132,63 @@ def _construct_vault(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
     )
 
 
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-_LineLoader.add_constructor("!unsafe", _construct_unsafe)
-_LineLoader.add_constructor("!vault", _construct_vault)
+for _loader in (_LineLoader, _InventoryLoader):
+    _loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+    _loader.add_constructor("!unsafe", _construct_unsafe)
+    _loader.add_constructor("!vault", _construct_vault)
 
 
-def load_yaml(text: str, source: str) -> Any:
-    """Parse YAML ``text``; syntax errors become ``InvalidInput`` naming ``source`` and line."""
+class YamlRefused(InvalidInput):
+    """Raised when YAML holds what an inventory may not: an alias, or nesting too deep."""
+
+
+class ExpansionError(ValueError):
+    """Raised when YAML data, its aliases followed, holds more than ``MAX_YAML_VALUES``."""
+
+
+def load_yaml(text: str, source: str, *, aliases: bool = False) -> Any:
+    """Parse YAML ``text``; syntax errors become ``InvalidInput`` naming ``source`` and line.
+
+    Without ``aliases`` (inventories, which may come through the API), an alias is refused
+    where it appears."""
     try:
-        return yaml.load(text, Loader=_LineLoader)
+        loader: Any = _LineLoader if aliases else _InventoryLoader
+        return yaml.load(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise inventory_error(source, line, f"invalid YAML: {exc.problem or exc}") from None
+        problem = exc.problem or str(exc)
+        if problem in (ALIAS_RULE, DEPTH_RULE):
+            raise _refused(source, line, problem) from None
+        raise inventory_error(source, line, f"invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise inventory_error(source, None, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise _refused(source, None, DEPTH_RULE) from None
 
 
-def plain(value: Any) -> Any:
-    """``value`` with every ``LineDict`` turned back into a plain ``dict``."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
+def _refused(source: str, line: int | None, rule: str) -> YamlRefused:
+    error = inventory_error(source, line, rule)
+    return YamlRefused(error.detail, **error.extra)
+
+
+def plain(value: Any, limit: int = MAX_YAML_VALUES) -> Any:
+    """``value`` with every ``LineDict`` turned back into a plain ``dict``; ExpansionError
+    when it holds more than ``limit`` values (aliases repeat what they name)."""
+    left = limit
+
+    def copy(item: Any) -> Any:
+        nonlocal left
+        left -= 1
+        if left < 0:
+            raise ExpansionError(f"YAML data expands to more than {limit} values")
+        if isinstance(item, dict):
+            return {k: copy(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [copy(v) for v in item]
+        return item
+
+    return copy(value)
 
 
 def read_yaml(data: Any, graph: InventoryGraph, source: str) -> None:
@@ -180,10 +283,12 @@ class _YamlReader:
                 line,
                 f"Invalid data from file, expected dictionary and got: {host_vars}",
             )
+        # One copy shared by every host of a range: Inventory.host_vars copies on the way out.
+        values = {var: plain(var_value) for var, var_value in host_vars.items()}
         for name in names:
             self._apply(line, self.graph.add_host, name, group, port)
-            for var, var_value in host_vars.items():
-                self.graph.set_variable(name, var, plain(var_value))
+            for var, var_value in values.items():
+                self._apply(line, self.graph.set_variable, name, var, var_value)
 
     def _apply(self, line: int | None, func: Any, *args: Any) -> Any:
         try:
