@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,12 @@ from orchestrator.db import make_engine, make_sessionmaker
 from orchestrator.fleet.files import fleet_files_dir
 from orchestrator.jobs.lifecycle import JobState
 from orchestrator.jobs.livestate import LiveState
-from orchestrator.local.processes import ServiceProcess
-from orchestrator.local.supervisor import describe_exit
-from tests.chaos.checks import MUST_BE_ZERO, Finding, Records, Submitted, TrialCheck
+from tests.chaos.checks import Records, Submitted, TrialCheck
 from tests.chaos.checks import duplicate_jobs as find_duplicate_jobs
-from tests.chaos.client import CountingClient, Tally
+from tests.chaos.client import CountingClient, SubmitRefused, Tally
 from tests.chaos.faults import FAULTS, Fault, Target
+from tests.chaos.summary import FaultTotals, Summary
+from tests.chaos.watch import ServiceWatch
 from tests.hypervisors.conftest import Node
 from tests.support.services import RunningStack, redis_url, running_redis, test_stack
 from tests.support.sshd import SshdFleet
@@ -49,6 +49,8 @@ CHAOS_SETTINGS: dict[str, Any] = {
     "worker_concurrency": 4,
 }
 
+Batch = list[tuple[dict[str, Any], str | None]]  # job bodies, with the VM name of a provision
+
 
 @dataclass
 class ChaosConfig:
@@ -58,79 +60,6 @@ class ChaosConfig:
     seed: int | None = None
     vms_per_trial: int = 6
     final_timeout: float = 120.0  # for the jobs of a trial to end, after the fault
-
-
-@dataclass
-class FaultTotals:
-    trials: int = 0
-    jobs: int = 0
-    states: Counter[str] = field(default_factory=Counter)
-    findings: Counter[str] = field(default_factory=Counter)
-    bad_inputs: int = 0
-    server_errors: int = 0
-
-
-@dataclass
-class Summary:
-    seed: int
-    per_fault: dict[str, FaultTotals]
-    findings: list[Finding]
-    tally: Tally
-    vms_made: int  # succeeded VMs whose domains libvirt was checked for
-
-    def count(self, category: str) -> int:
-        return sum(totals.findings[category] for totals in self.per_fault.values())
-
-    @property
-    def clean(self) -> bool:
-        return not self.findings and not self.tally.server_errors and not self.bad_accepted
-
-    @property
-    def bad_accepted(self) -> list[str]:
-        return self.tally.bad_inputs_accepted
-
-    def table(self) -> str:
-        columns = ["trials", "jobs", "succeeded", "failed", "ended lost", *MUST_BE_ZERO]
-        columns += ["bad inputs", "5xx"]
-        width = max(len(name) for name in self.per_fault) + 2
-        lines = [f"{'fault':<{width}}" + "".join(f"{c:>12}" for c in columns)]
-        total = FaultTotals()
-        for name, totals in self.per_fault.items():
-            lines.append(f"{name:<{width}}" + "".join(f"{v:>12}" for v in _row(totals)))
-            total.trials += totals.trials
-            total.jobs += totals.jobs
-            total.states += totals.states
-            total.findings += totals.findings
-            total.bad_inputs += totals.bad_inputs
-            total.server_errors += totals.server_errors
-        lines.append(f"{'all':<{width}}" + "".join(f"{v:>12}" for v in _row(total)))
-        lines.append(
-            f"seed {self.seed}; VMs made {self.vms_made}; "
-            f"bad inputs taken (must be 0): {len(self.bad_accepted)}; "
-            f"5xx seen (must be 0): {len(self.tally.server_errors)}; requests answered "
-            f"{self.tally.answers}, unanswered while a service was down {self.tally.unreachable}"
-        )
-        return "\n".join(lines)
-
-    def report(self) -> str:
-        problems = [str(f) for f in self.findings]
-        problems += [f"[5xx] {e}" for e in self.tally.server_errors]
-        problems += [f"[bad input taken] {e}" for e in self.bad_accepted]
-        return "\n".join([self.table(), *problems])
-
-
-def _row(totals: FaultTotals) -> list[int]:
-    states = totals.states
-    return [
-        totals.trials,
-        totals.jobs,
-        states["succeeded"],
-        states["failed"],
-        states["lost"],
-        *(totals.findings[c] for c in MUST_BE_ZERO),
-        totals.bad_inputs,
-        totals.server_errors,
-    ]
 
 
 class ChaosRun:
@@ -146,8 +75,8 @@ class ChaosRun:
         self.seed = config.seed if config.seed is not None else random.randrange(1_000_000)
         self.rng = random.Random(self.seed)
         self.tally = Tally()
-        self.findings: list[Finding] = []
         self.per_fault = {name: FaultTotals() for name in config.faults}
+        self.checks: list[TrialCheck] = []
         self.made: dict[str, tuple[str, int]] = {}  # VM name -> (hypervisor, worker pid)
         self.reported_domains: set[tuple[str, str]] = set()
         self.reported_duplicates: set[str] = set()
@@ -158,16 +87,31 @@ class ChaosRun:
             url = target.stack.settings.resolved_api_url
             self.client = CountingClient(url, self.tally)
             engine = make_engine(target.stack.settings.resolved_database_url)
-            self.records = Records(
-                make_sessionmaker(engine), LiveState.from_url(redis_url(target.redis))
-            )
+            live = LiveState.from_url(redis_url(target.redis))
+            self.records = Records(make_sessionmaker(engine), live)
+            self.watch = ServiceWatch(target, live, self._blame)
             try:
-                for name in self.config.faults:
-                    for trial in range(self.config.trials):
-                        self._trial(target, FAULTS[name], trial)
+                with self.watch.running():
+                    for name in self.config.faults:
+                        for trial in range(self.config.trials):
+                            self._trial(target, FAULTS[name], trial)
+                    self.watch.wait_steady()  # the last fault's late deaths count too
             finally:
                 engine.dispose()
-        return Summary(self.seed, self.per_fault, self.findings, self.tally, len(self.made))
+        findings = []
+        for check in self.checks:
+            self.per_fault.setdefault(check.fault, FaultTotals())
+            self.per_fault[check.fault].findings += Counter(f.category for f in check.findings)
+            findings += check.findings
+        return Summary(self.seed, self.per_fault, findings, self.tally, len(self.made))
+
+    def _blame(self, seen: str) -> None:
+        """A service died by itself: the finding of the trial whose fault came last."""
+        if not self.checks:
+            self.checks.append(TrialCheck("before any fault", 0, False))
+        check = self.checks[-1]
+        check.found("crashed", None, seen)
+        self.say(f"  {check.findings[-1]}")
 
     @contextmanager
     def _stack(self) -> Iterator[Target]:
@@ -190,50 +134,51 @@ class ChaosRun:
     # --- one trial ---------------------------------------------------------------------------
     def _trial(self, target: Target, fault: Fault, trial: int) -> None:
         rng = random.Random(self.rng.randrange(2**32))
+        self.watch.wait_steady()  # deaths the last fault caused are still its own
         began = time.monotonic()
-        totals = self.per_fault[fault.name]
         errors_before, bad_before = len(self.tally.server_errors), self.tally.bad_inputs
+        check = TrialCheck(fault.name, trial, fault.may_fail_jobs)
+        self.checks.append(check)
         bodies = self._batch(f"{fault.name}-{trial}", rng)
         jobs: list[Submitted] = []
         with self._probing(jobs, rng):
             if fault.during_submit:
-                sender = threading.Thread(target=self._send, args=(bodies, jobs, rng, 0.08))
+                sender = threading.Thread(target=self._send, args=(bodies, jobs, check, rng, 0.08))
                 sender.start()
                 time.sleep(rng.uniform(0.05, 0.6))
-                what = fault.hit(target, rng)
+                what = self._hit(fault, target, rng)
                 sender.join()
             else:
-                self._send(bodies, jobs, rng, 0.0)
+                self._send(bodies, jobs, check, rng, 0.0)
                 time.sleep(rng.uniform(0.0, 2.0))  # a random moment while they run
-                what = fault.hit(target, rng)
-        check = TrialCheck(fault.name, trial, fault.may_fail_jobs)
-        if len(jobs) < len(bodies):
-            check.found("lost", None, f"{len(bodies) - len(jobs)} job(s) never accepted")
-        with self._watching(target, check):
-            docs = self.client.wait_final([job.id for job in jobs], self.config.final_timeout)
-            check.final_states(jobs, docs)
-            check.agreement(self.records, self.client, jobs, timeout=60)
-            self._note_made(jobs, docs)
+                what = self._hit(fault, target, rng)
+        docs = self.client.wait_final([job.id for job in jobs], self.config.final_timeout)
+        check.final_states(jobs, docs)
+        check.agreement(self.records, self.client, jobs, timeout=60)
+        self._note_made(jobs, docs)
         check.domains(self.client, self._expected(target.stack), self.reported_domains, 30)
         self._duplicates(check)
 
         states = Counter(doc["state"] for doc in docs.values())
+        totals = self.per_fault[fault.name]
         totals.trials += 1
         totals.jobs += len(jobs)
         totals.states += states
-        totals.findings += Counter(f.category for f in check.findings)
         totals.bad_inputs += self.tally.bad_inputs - bad_before
         totals.server_errors += len(self.tally.server_errors) - errors_before
-        self.findings += check.findings
-        shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
         took = time.monotonic() - began
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
         self.say(f"{fault.name} trial {trial} ({took:.0f}s): {what}; {len(jobs)} jobs: {shown}")
         for finding in check.findings:
             self.say(f"  {finding}")
 
-    def _batch(self, tag: str, rng: random.Random) -> list[tuple[dict[str, Any], str | None]]:
+    def _hit(self, fault: Fault, target: Target, rng: random.Random) -> str:
+        with self.watch.fault:
+            return fault.hit(target, rng)
+
+    def _batch(self, tag: str, rng: random.Random) -> Batch:
         """VMs placed by the API, pings and fleet jobs on a hypervisor each, in random order."""
-        bodies: list[tuple[dict[str, Any], str | None]] = []
+        bodies: Batch = []
         for index in range(self.config.vms_per_trial):
             name = f"{tag}-vm{index}"
             bodies.append(({"kind": "vm.provision", "params": {"name": name, **VM_PARAMS}}, name))
@@ -265,15 +210,20 @@ class ChaosRun:
 
     def _send(
         self,
-        bodies: list[tuple[dict[str, Any], str | None]],
+        bodies: Batch,
         jobs: list[Submitted],
+        check: TrialCheck,
         rng: random.Random,
         gap: float,
     ) -> None:
         client = CountingClient(self.client.base_url, self.tally)
         for body, domain in bodies:
             key = f"chaos-{self.seed}-{rng.randrange(2**48):x}"
-            job = client.submit(body, key, give_up_after=90)
+            try:
+                job = client.submit(body, key, give_up_after=90)
+            except SubmitRefused as exc:
+                check.found("unexpected", None, str(exc)[:500])
+                continue
             jobs.append(Submitted(job["id"], body["kind"], domain))
             time.sleep(rng.uniform(0, gap))
 
@@ -298,43 +248,6 @@ class ChaosRun:
         finally:
             stop.set()
             thread.join(60)
-
-    @contextmanager
-    def _watching(self, target: Target, check: TrialCheck) -> Iterator[None]:
-        """After the fault: a service that exits by itself is a finding, and is started again
-        as its supervisor (systemd, ``orchestrator up``) would, so that the trial's jobs can
-        still end and later trials run."""
-        stop = threading.Event()
-
-        def watch() -> None:
-            while not stop.wait(0.5):
-                self._restart_crashed(target, check)
-
-        thread = threading.Thread(target=watch, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(120)
-            self._restart_crashed(target, check)
-
-    def _restart_crashed(self, target: Target, check: TrialCheck) -> None:
-        stack = target.stack
-        for service in [*stack.stack.services, target.redis]:
-            if service.process is None or service.alive():
-                continue
-            check.found("crashed", None, _crash(service))
-            try:
-                if service is target.redis:
-                    service.start()
-                    continue
-                fresh = stack.restart(service.name)
-            except (RuntimeError, TimeoutError) as exc:  # dead again: the next look retries
-                check.found("crashed", None, f"{service.name} did not start again: {exc}")
-                continue
-            if service.name.startswith("worker-"):
-                stack.workers[service.name.removeprefix("worker-")] = fresh
 
     # --- what libvirt should hold ------------------------------------------------------------
     def _note_made(self, jobs: list[Submitted], docs: dict[str, dict[str, Any]]) -> None:
@@ -361,16 +274,6 @@ class ChaosRun:
             if name not in self.reported_duplicates:
                 self.reported_duplicates.add(name)
                 check.found("duplicated", ids[0], f"VM {name} stored as jobs {ids}")
-
-
-def _crash(service: ServiceProcess) -> str:
-    assert service.process is not None
-    lines = service.log_tail(200).splitlines()
-    why = next((line for line in reversed(lines) if "CRITICAL" in line or "Error" in line), "")
-    return (
-        f"{service.name} (pid {service.pid}) {describe_exit(service.process.returncode)} by "
-        f"itself; restarted. Log ({service.log_path}): {why[:300]}"
-    )
 
 
 def _hv(rng: random.Random) -> str:
