@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 
 import requests
 from rich.console import Console
@@ -10,7 +11,7 @@ from rich.console import Console
 from orchestrator.client import ApiClient, ApiError
 from orchestrator.local.demo_access import ACCESS_STEPS
 from orchestrator.local.demo_domains import BASE_IMAGE_REMOVAL_STEP, DOMAIN_STEPS
-from orchestrator.local.demo_fleet import FLEET_STEPS
+from orchestrator.local.demo_fleet import fleet_steps
 from orchestrator.local.demo_placement import placement_steps
 from orchestrator.local.demo_steps import Step, job_step
 from orchestrator.local.demo_storage import POOL_REMOVAL_STEP, STORAGE_STEPS
@@ -23,10 +24,10 @@ console = Console()
 def run_demo(settings: Settings) -> int:
     """Returns the exit status: 0 when every demo job succeeded or was skipped."""
     settings = demo_settings(settings)
-    with running_stack(settings) as stack:
+    with running_stack(settings) as stack, ExitStack() as cleanup:
         _print_endpoints(stack, settings)
         client = ApiClient(settings.resolved_api_url)
-        steps = demo_steps(stack)
+        steps = demo_steps(stack, cleanup)
         outcomes = [_run_step(client, settings, name, step) for name, step in steps]
     console.print("[bold]stack stopped[/bold]")
     return 0 if all(outcomes) else 1
@@ -71,8 +72,9 @@ def _run_step(client: ApiClient, settings: Settings, name: str, step: Step) -> b
     return ok
 
 
-def demo_steps(stack: LocalStack) -> list[tuple[str, Step]]:
-    """Every step, in order; the placement steps start a second worker into ``stack``."""
+def demo_steps(stack: LocalStack, cleanup: ExitStack) -> list[tuple[str, Step]]:
+    """Every step, in order; the placement steps start a second worker into ``stack``, the
+    fleet steps leave ``cleanup`` to stop their sshd hosts should the demo end among them."""
     return [
         ("ping: a round trip through the local hypervisor's worker", job_step("ping")),
         ("hypervisor.facts: what libvirt says about this machine", job_step("hypervisor.facts")),
@@ -81,6 +83,6 @@ def demo_steps(stack: LocalStack) -> list[tuple[str, Step]]:
         *placement_steps(stack),
         BASE_IMAGE_REMOVAL_STEP,
         POOL_REMOVAL_STEP,
-        *FLEET_STEPS,
+        *fleet_steps(cleanup),
         *ACCESS_STEPS,
     ]

@@ -1,10 +1,13 @@
 """The fleet part of ``orchestrator demo``: three throwaway sshd hosts on loopback
 (127.0.0.242-244), an inventory of them stored through the API, ``uname -a`` on ``all`` as a
-``fleet.run`` job, its recap printed, then the sshd hosts stopped and their keys removed."""
+``fleet.run`` job with its recap printed; then the ``orchestrator`` CLI on the same hosts as CI
+runs it (:mod:`orchestrator.local.demo_cli`); last, the sshd hosts stopped and their key removed.
+"""
 
 from __future__ import annotations
 
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,9 @@ from rich.console import Console
 
 from orchestrator.client import ApiClient, ApiError
 from orchestrator.fleet.files import KEYS_AREA, fleet_files_dir
+from orchestrator.local.demo_cli import failing_job_step, follow_live_step
 from orchestrator.local.demo_steps import Step
-from orchestrator.local.sshd_hosts import SshdFleet, missing_parts, start_fleet
+from orchestrator.local.sshd_hosts import SshdFleet, SshdHost, missing_parts, start_fleet
 from orchestrator.settings import Settings
 
 INVENTORY = "demo-fleet"
@@ -25,25 +29,104 @@ FIRST_OCTET = 240  # 127.0.0.242 onwards: clear of the addresses the fleet tests
 console = Console()
 
 
-def uname_on_local_hosts(client: ApiClient, settings: Settings) -> dict[str, Any]:
-    """Start the hosts, store the inventory, run ``uname -a`` on ``all``; always stop them."""
-    reason = missing_parts()
-    if reason:
-        return {"id": "-", "state": "skipped", "result": None, "error": {"detail": reason}}
-    fleet = start_fleet(HOSTS, FIRST_OCTET)
-    key = _install_key(fleet, settings)
-    try:
-        console.print(f"started {HOSTS} sshd hosts: {', '.join(h.address for h in fleet.hosts)}")
-        stored = _put_inventory(client, _inventory_text(fleet))
+class DemoHosts:
+    """The demo's sshd hosts, up from the first fleet step to the last."""
+
+    def __init__(self) -> None:
+        self.fleet: SshdFleet | None = None
+        self.key: Path | None = None
+        self.missing: str | None = None  # why they cannot run here, once start was tried
+
+    def start(self, client: ApiClient, settings: Settings) -> None:
+        """Start the hosts, give the worker their key, store the inventory of them."""
+        self.missing = missing_parts()
+        if self.missing:
+            return
+        self.fleet = start_fleet(HOSTS, FIRST_OCTET)
+        self.key = _install_key(self.fleet, settings)
+        console.print(f"started {HOSTS} sshd hosts: {', '.join(h.address for h in self.hosts)}")
+        stored = _put_inventory(client, _inventory_text(self.fleet))
         console.print(f"stored inventory {INVENTORY!r} version {stored['version']}")
-        job = _run_uname(client, settings, fleet)
+
+    @property
+    def hosts(self) -> list[SshdHost]:
+        return self.fleet.hosts if self.fleet is not None else []
+
+    def skipped(self) -> dict[str, Any] | None:
+        """The step's outcome when the hosts are not up: skipped, saying why."""
+        if self.fleet is not None:
+            return None
+        detail = self.missing or "the sshd hosts did not start"
+        return {"id": "-", "state": "skipped", "result": None, "error": {"detail": detail}}
+
+    def params(self, call: dict[str, Any]) -> dict[str, Any]:
+        """``fleet.run`` parameters running ``call`` on every host of the stored inventory."""
+        assert self.fleet is not None
+        options = {"known_hosts_files": [str(self.fleet.known_hosts)], "connect_retries": 0}
+        return {"inventory_name": INVENTORY, "pattern": "all", "call": call, "options": options}
+
+    def stop(self) -> None:
+        if self.fleet is not None:
+            self.fleet.stop()
+            self.fleet = None
+            console.print("sshd hosts stopped")
+        if self.key is not None:
+            self.key.unlink(missing_ok=True)
+            self.key = None
+
+
+def uname_step(hosts: DemoHosts) -> Step:
+    """Start the hosts, then run ``uname -a`` on ``all`` and print the recap."""
+
+    def step(client: ApiClient, settings: Settings) -> dict[str, Any]:
+        hosts.start(client, settings)
+        skipped = hosts.skipped()
+        if skipped:
+            return skipped
+        body = {
+            "kind": "fleet.run",
+            "hypervisor": settings.hypervisor,
+            "params": hosts.params({"module": "command", "argv": ["uname", "-a"]}),
+        }
+        job = client.wait(client.submit(body)["id"], timeout=120)
         summary = job["result"] or (job["error"] or {}).get("result") or {}
         console.print(summary.get("recap_text", "(no recap)"))
         return job
-    finally:
-        fleet.stop()
-        key.unlink(missing_ok=True)
-        console.print("sshd hosts stopped")
+
+    return step
+
+
+def stopping_after(step: Step, hosts: DemoHosts) -> Step:
+    """``step``, then the hosts stopped whatever it did."""
+
+    def last(client: ApiClient, settings: Settings) -> dict[str, Any]:
+        try:
+            return step(client, settings)
+        finally:
+            hosts.stop()
+
+    return last
+
+
+def fleet_steps(cleanup: ExitStack) -> list[tuple[str, Step]]:
+    """The fleet steps, in order; ``cleanup`` stops the hosts if the demo ends between them."""
+    hosts = DemoHosts()
+    cleanup.callback(hosts.stop)
+    return [
+        (
+            "fleet.run: uname -a on three local sshd hosts, "
+            "from an inventory stored through the API",
+            uname_step(hosts),
+        ),
+        (
+            "orchestrator submit fleet.run --wait: the hosts' output followed live, as CI sees it",
+            follow_live_step(hosts),
+        ),
+        (
+            "exit codes: a fleet command that fails on every host makes the CLI exit 1",
+            stopping_after(failing_job_step(hosts), hosts),
+        ),
+    ]
 
 
 def _install_key(fleet: SshdFleet, settings: Settings) -> Path:
@@ -71,31 +154,9 @@ def _put_inventory(client: ApiClient, text: str) -> dict[str, Any]:
     return stored
 
 
-def _run_uname(client: ApiClient, settings: Settings, fleet: SshdFleet) -> dict[str, Any]:
-    body = {
-        "kind": "fleet.run",
-        "hypervisor": settings.hypervisor,
-        "params": {
-            "inventory_name": INVENTORY,
-            "pattern": "all",
-            "call": {"module": "command", "argv": ["uname", "-a"]},
-            "options": {"known_hosts_files": [str(fleet.known_hosts)], "connect_retries": 0},
-        },
-    }
-    return client.wait(client.submit(body)["id"], timeout=120)
-
-
 def _problem(response: requests.Response) -> dict[str, Any]:
     try:
         problem: dict[str, Any] = response.json()
     except ValueError:
         problem = {"status": response.status_code, "detail": response.text}
     return problem
-
-
-FLEET_STEPS: list[tuple[str, Step]] = [
-    (
-        "fleet.run: uname -a on three local sshd hosts, from an inventory stored through the API",
-        uname_on_local_hosts,
-    ),
-]

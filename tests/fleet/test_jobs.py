@@ -10,16 +10,20 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from rich.console import Console
 from sqlalchemy import MetaData, select
 
 from api import create_app
 from orchestrator.client import ApiError
 from orchestrator.fleet.files import fleet_files_dir
+from orchestrator.local import demo_cli, demo_fleet
+from orchestrator.local.demo_fleet import fleet_steps
 from tests.support.services import RunningStack
 from tests.support.services import test_stack as running_stack
 from tests.support.sshd import SshdFleet, SshdHost, start_same_port
@@ -520,18 +524,33 @@ def _dump_redis(stack: RunningStack) -> str:
     )
 
 
-def test_the_demo_step_runs_uname_on_its_own_hosts_and_stops_them(stack: RunningStack) -> None:
-    from orchestrator.local import demo_fleet
+def test_the_demo_runs_uname_then_the_cli_live_and_failing_on_its_own_hosts_then_stops_them(
+    stack: RunningStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    printed = Console(record=True, width=400, force_terminal=False)
+    monkeypatch.setattr(demo_fleet, "console", printed)
+    monkeypatch.setattr(demo_cli, "console", printed)
+    with ExitStack() as cleanup:
+        uname, live, failing = [step(stack.api, stack.settings) for _, step in fleet_steps(cleanup)]
+    output = printed.export_text()
+    inventory = stack.api.get(f"/v1/inventories/{demo_fleet.INVENTORY}")["text"]
+    hosts = re.findall(r"^(\S+) ansible_host=(\S+) ansible_port=(\d+)", inventory, re.MULTILINE)
+    assert len(hosts) == demo_fleet.HOSTS
 
-    ((_title, step),) = demo_fleet.FLEET_STEPS
-    job = step(stack.api, stack.settings)
-
-    assert job["state"] == "succeeded", job["error"]
-    assert job["result"]["totals"]["ok"] == demo_fleet.HOSTS
-    assert all("Linux" in r["stdout"] for r in job["result"]["hosts"].values())
-    stored = stack.api.get(f"/v1/inventories/{demo_fleet.INVENTORY}")["text"]
-    addresses = re.findall(r"ansible_host=(\S+) ansible_port=(\d+)", stored)
-    assert len(addresses) == demo_fleet.HOSTS
-    for address, port in addresses:  # the demo's sshd hosts are stopped
+    assert uname["state"] == "succeeded", uname["error"]
+    assert uname["result"]["totals"]["ok"] == demo_fleet.HOSTS
+    assert all("Linux" in r["stdout"] for r in uname["result"]["hosts"].values())
+    # The CLI exits 0, having printed each host's lines as events under the host's name.
+    assert live["state"] == "succeeded", live["error"]
+    assert (live["result"]["exit code"], live["result"]["state"]) == (0, "succeeded")
+    for name, _address, _port in hosts:
+        shown = re.findall(rf"{name}: line (\d) of 3 at ", output)
+        assert shown == ["1", "2", "3"], output
+    # A command that fails on every host: the job fails, and the CLI exits 1 saying so.
+    assert failing["state"] == "succeeded", failing["error"]
+    assert (failing["result"]["exit code"], failing["result"]["state"]) == (1, "failed")
+    assert "exit code 1: the job failed" in output
+    assert failing["result"]["recap"].count("failed=1") == demo_fleet.HOSTS
+    for _name, address, port in hosts:  # the demo's sshd hosts are stopped
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((address, int(port)), timeout=2).close()
