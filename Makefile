@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 bench: host venv  ## every benchmark, each beside its anchor; results in bench/results/
-	for b in pipeline volumes domains fleet placement api provision load; do $(BIN)/python -m bench.$$b || exit 1; done
+	for b in pipeline volumes domains fleet placement api provision waiters load; do $(BIN)/python -m bench.$$b || exit 1; done
 
 chaos: host venv  ## the fault suite with 5 trials per fault (the test suite runs 1); prints the summary
 	$(BIN)/python -m tests.chaos --trials 5 --freeze-seconds 30
