@@ -59,7 +59,9 @@ class RelaunchBody(BaseModel):
 
 
 def admit_fleet_job(job_request: JobRequest) -> JobRequest:
-    """For fleet kinds: resolve ``inventory_name``."""
+    """For fleet kinds: resolve ``inventory_name``. (An inline ``inventory`` is parsed by
+    the kind's parameter model, through ``parse_api_inventory``: bounded as in
+    ``put_inventory``.)"""
     if job_request.kind not in FLEET_KINDS:
         return job_request
     with services().sessions() as session:
@@ -74,6 +76,9 @@ def put_inventory(name: str) -> tuple[Response, int, dict[str, str]]:
     body = _parse(InventoryBody, json_body())
     new = NewInventory(_checked_name(name), body.text, body.format, submitter_name())
     with services().sessions() as session:
+        # Parsed here, in the request thread: the text is capped and reading it is bounded by
+        # orchestrator.inventory.limits (no YAML aliases, capped ranges, hosts and groups), well
+        # under a second for the largest text accepted. A cap broken is a 422 naming "text".
         row = store_inventory(session, new)
         doc = inventory_document(row, text=False)
     return jsonify(doc), 201, {"Location": doc["links"]["self"]}
@@ -108,6 +113,9 @@ def inventory_hosts(name: str) -> Response:
         row = get_inventory(session, _checked_name(name), _version())
         text, fmt, version = row.text, row.format, row.version
     source = f"inventory {name} v{version}"
+    # Bounded as in put_inventory; the pattern and limit are capped in length, their ~regex
+    # parts run on RE2 (linear time) and their globs and regexes on at most a fixed number
+    # of names (orchestrator.inventory.limits).
     inventory = parse_inventory(text, cast(InventoryFormat, fmt), source=source)
     if builtin:
         hypervisors = services().live.hypervisors()

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orchestrator.errors import Conflict, InvalidInput, NotFound
+from orchestrator.errors import Conflict, NotFound
 from orchestrator.fleet.inventory_rules import InventoryFormat, parse_api_inventory
-from orchestrator.inventory import parse_inventory
 from orchestrator.models import StoredInventory
 
 
@@ -27,8 +26,8 @@ class NewInventory:
 
 def store_inventory(session: Session, new: NewInventory) -> StoredInventory:
     """Validate ``new.text`` and store it as the next version of ``new.name``."""
-    parse_api_inventory(new.text, new.format, source=f"inventory {new.name}")
-    fmt = new.format or _detected_format(new.text)
+    inventory = parse_api_inventory(new.text, new.format, f"inventory {new.name}", field="text")
+    fmt = cast(InventoryFormat, new.format or inventory.format)
     latest = session.scalar(
         select(func.max(StoredInventory.version)).where(StoredInventory.name == new.name)
     )
@@ -98,12 +97,3 @@ def inventory_document(row: StoredInventory, *, text: bool = True) -> dict[str, 
     if text:
         doc["text"] = row.text
     return doc
-
-
-def _detected_format(text: str) -> InventoryFormat:
-    """The format ``parse_inventory`` detected: YAML when the text reads as a YAML inventory."""
-    try:
-        parse_inventory(text, "yaml")
-    except InvalidInput:
-        return "ini"
-    return "yaml"

@@ -36,18 +36,27 @@ KEY_FILE_VARS = frozenset({"ansible_private_key_file", "ansible_ssh_private_key_
 WORKER_SECRET_VARS = SECRET_VARS | KEY_FILE_VARS
 
 
-def parse_api_inventory(text: str, format: InventoryFormat | None, source: str) -> Inventory:
-    """Parse inventory text received through the API; InvalidInput when it does not parse,
-    when a host or group sets a password variable, or names a key file outside the keys
-    area."""
-    if len(text) > MAX_INVENTORY_CHARS:
-        raise InvalidInput(
-            f"{source}: inventory is longer than {MAX_INVENTORY_CHARS} characters",
-            errors=[{"field": "inventory", "message": f"at most {MAX_INVENTORY_CHARS} characters"}],
-        )
-    inventory = parse_inventory(text, format, source=source)
-    refuse_secrets(inventory)
-    refuse_key_paths(inventory)
+def parse_api_inventory(
+    text: str, format: InventoryFormat | None, source: str, field: str = "inventory"
+) -> Inventory:
+    """Parse inventory text received through the API; InvalidInput, its errors naming
+    ``field``, when it does not parse or breaks a cap of :mod:`orchestrator.inventory.limits`,
+    when a host or group sets a password variable, or names a key file outside the keys area.
+
+    Bounded: the text is capped here, and reading it is bounded by those caps (YAML aliases
+    refused, ranges and hosts capped, no backtracking regex), so the API may read it in its
+    request thread."""
+    try:
+        if len(text) > MAX_INVENTORY_CHARS:
+            raise InvalidInput(
+                f"{source}: inventory is longer than {MAX_INVENTORY_CHARS} characters",
+                errors=[{"field": field, "message": f"at most {MAX_INVENTORY_CHARS} characters"}],
+            )
+        inventory = parse_inventory(text, format, source=source)
+        refuse_secrets(inventory)
+        refuse_key_paths(inventory)
+    except InvalidInput as exc:
+        raise _naming(exc, field) from None
     return inventory
 
 
@@ -92,6 +101,12 @@ def refuse_key_paths(inventory: Inventory) -> None:
         f"{inventory.source}: {rule}: {', '.join(found)}",
         errors=[{"field": "inventory", "message": f"{where}: {rule}"} for where in found],
     )
+
+
+def _naming(exc: InvalidInput, field: str) -> InvalidInput:
+    """``exc`` with each error naming ``field``, the name the caller knows the text by."""
+    errors = [{**error, "field": field} for error in exc.extra.get("errors", [])]
+    return InvalidInput(exc.detail, **{**exc.extra, "errors": errors})
 
 
 def _key_path_problem(value: object) -> str | None:

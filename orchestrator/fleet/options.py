@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.fleet.output_caps import JOB_CAP_BYTES, STREAM_CAP_BYTES
+
 HostKeyPolicy = Literal["strict", "accept-new", "off"]
 
 # One batch size as Ansible's ``serial`` writes it: a host count or a percentage of the hosts.
@@ -51,7 +53,18 @@ class FleetOptions(BaseModel):
         None, description="Batch sizes like Ansible's serial: 5, '30%' or [1, 5, '50%']."
     )
     output_cap_bytes: int = Field(
-        1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Bytes kept per stream per host."
+        STREAM_CAP_BYTES,
+        ge=1024,
+        le=JOB_CAP_BYTES,
+        description="Bytes of output kept per stream (stdout, stderr) per host, as the command "
+        "wrote them; what goes past is counted in the result's *_dropped_bytes.",
+    )
+    job_output_cap_bytes: int = Field(
+        JOB_CAP_BYTES,
+        ge=1024,
+        le=JOB_CAP_BYTES,
+        description="Bytes of output the whole job keeps over all its hosts, as stored (JSON); "
+        "also caps its output events. Past it hosts keep less, and the result says so.",
     )
     remote_tmp: str = Field("/tmp", pattern=r"^/[^\x00\n]*$", description="Remote temp directory.")
 

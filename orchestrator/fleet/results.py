@@ -28,6 +28,9 @@ class HostResult:
     stderr: str = ""
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    # Bytes the command wrote that the result does not hold (stream or job cap).
+    stdout_dropped_bytes: int = 0
+    stderr_dropped_bytes: int = 0
     changed: bool = False
     error: str | None = None
     # "matched" (known key), "recorded" (accept-new stored it now) or "off" (not checked).
@@ -58,12 +61,28 @@ class RecapCounts:
     skipped: int = 0
 
 
+@dataclass(frozen=True)
+class OutputSummary:
+    """How much command output the run kept, against its per-job cap."""
+
+    job_cap_bytes: int
+    kept_bytes: int  # as stored (JSON)
+    dropped_bytes: int  # as the commands wrote them, over every host and stream
+    job_cap_reached: bool
+
+
 class FleetResult(Mapping[str, HostResult]):
     """Host name -> result, in the order the hosts were given."""
 
-    def __init__(self, results: Mapping[str, HostResult], stopped_reason: str | None = None):
+    def __init__(
+        self,
+        results: Mapping[str, HostResult],
+        stopped_reason: str | None = None,
+        output: OutputSummary | None = None,
+    ):
         self._results = dict(results)
         self.stopped_reason = stopped_reason  # why later batches were skipped, if they were
+        self.output = output
 
     def __getitem__(self, host: str) -> HostResult:
         return self._results[host]
@@ -113,11 +132,13 @@ class FleetResult(Mapping[str, HostResult]):
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary: per-host results, recap and why the run stopped early."""
+        """A JSON-ready summary: per-host results, recap, why the run stopped early and how
+        much output it kept."""
         return {
             "hosts": {h: r.to_dict() for h, r in self._results.items()},
             "recap": {h: asdict(c) for h, c in self.recap().items()},
             "stopped_reason": self.stopped_reason,
+            "output": asdict(self.output) if self.output is not None else None,
         }
 
 

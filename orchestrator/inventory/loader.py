@@ -7,6 +7,7 @@ without extension is YAML when it parses to a mapping and INI otherwise, anythin
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -54,9 +55,10 @@ def parse_inventory(
     if format not in (None, "ini", "yaml"):
         raise inventory_error(source, None, f"unknown inventory format {format!r}: use ini or yaml")
     graph = InventoryGraph()
-    _read_text(text, format, graph, source)
+    found = _read_text(text, format, graph, source)
     reconcile(graph, source)
-    return _freeze(graph, source, Path(base_dir) if base_dir is not None else None)
+    inventory = _freeze(graph, source, Path(base_dir) if base_dir is not None else None)
+    return dataclasses.replace(inventory, format=found)
 
 
 def reconcile(graph: InventoryGraph, source: str) -> None:
@@ -91,15 +93,19 @@ def _read_file(path: Path, graph: InventoryGraph) -> None:
     _read_text(text, fmt, graph, str(path))
 
 
-def _read_text(text: str, fmt: Format | None, graph: InventoryGraph, source: str) -> None:
+def _read_text(text: str, fmt: Format | None, graph: InventoryGraph, source: str) -> Format:
+    """Read ``text`` into ``graph``; the format it was read as."""
     if fmt == "yaml":
         read_yaml(load_yaml(text, source), graph, source)
     elif fmt == "ini":
         read_ini(text, graph, source)
     elif (data := _yaml_mapping(text, source)) is not None:
         read_yaml(data, graph, source)
+        fmt = "yaml"
     else:
         read_ini(text, graph, source)
+        fmt = "ini"
+    return fmt
 
 
 def _yaml_mapping(text: str, source: str) -> Any:

@@ -66,6 +66,7 @@ class Inventory:
     groups: dict[str, Group]
     warnings: tuple[str, ...] = ()
     base_dir: Path | None = None  # where group_vars/ and host_vars/ are read from
+    format: str | None = None  # "ini" or "yaml" for text read by parse_inventory
 
     def host(self, name: str) -> Host:
         try:

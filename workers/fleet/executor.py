@@ -20,14 +20,16 @@ from orchestrator.fleet.calls import (
     ShellCall,
 )
 from orchestrator.fleet.options import FleetOptions, plan_batches
+from orchestrator.fleet.output_caps import OutputBudget
 from orchestrator.fleet.redaction import Redactor
-from orchestrator.fleet.results import FleetResult, HostResult, HostStatus
+from orchestrator.fleet.results import FleetResult, HostResult, HostStatus, OutputSummary
 from orchestrator.fleet.target import HostTarget
 from workers.fleet.connections import Connection, ConnectionPool, StaleConnection
 from workers.fleet.dial import DialSettings
 from workers.fleet.errors import FleetError, HostUnreachable
 from workers.fleet.hostkeys import HostKeyVerifier
 from workers.fleet.modules import ModuleContext, ModuleOutcome, command, ping, script, shell
+from workers.fleet.remote_command import CommandOutcome
 from workers.fleet.transfer import copy, fetch
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ def run_fleet(
             stopped = _stop_reason(done, options.max_fail_percentage, number)
             stopped = stopped or (CANCELLED if run.cancel_seen else None)
     ordered = {t.name: results[t.name] for t in targets}
-    return FleetResult(ordered, stopped_reason=stopped)
+    return FleetResult(ordered, stopped_reason=stopped, output=run.output_summary(ordered))
 
 
 class _Run:
@@ -96,6 +98,10 @@ class _Run:
         self.on_output = on_output
         self.cancelled = cancelled
         self.cancel_seen = False
+        # Two shares of the same cap: bytes read from the hosts (the worker's memory, and the
+        # output events), and their JSON form in the result (what Redis and SQL store).
+        self.read_budget = OutputBudget(options.job_output_cap_bytes)
+        self.stored_budget = OutputBudget(options.job_output_cap_bytes)
         store = options.known_hosts_store
         verifier = HostKeyVerifier(
             options.host_key_policy,
@@ -146,7 +152,7 @@ class _Run:
         raise AssertionError("unreachable: a fresh connection is never stale")
 
     def _run_module(self, conn: Connection, target: HostTarget) -> HostResult:
-        ctx = ModuleContext(target, self.options, self._line_sink(target.name))
+        ctx = ModuleContext(target, self.options, self._line_sink(target.name), self.read_budget)
         started = time.perf_counter()
         healthy = False
         try:
@@ -192,15 +198,30 @@ class _Run:
             stdout=self.redact(outcome.stdout),
         )
         if outcome.command is not None:
-            result.rc = outcome.command.rc
-            result.stdout = self.redact(outcome.command.text("stdout"))
-            result.stderr = self.redact(outcome.command.text("stderr"))
-            result.stdout_truncated = outcome.command.stdout_truncated
-            result.stderr_truncated = outcome.command.stderr_truncated
+            self._keep_output(result, outcome.command)
         dialed = conn.dialed
         result.durations_ms["connect"] = 0.0 if conn.reused else round(dialed.connect_ms, 3)
         result.durations_ms["auth"] = 0.0 if conn.reused else round(dialed.auth_ms, 3)
         return result
+
+    def _keep_output(self, result: HostResult, command: CommandOutcome) -> None:
+        """The command's output, redacted, in the result as far as the job's cap allows."""
+        result.rc = command.rc
+        result.stdout, cut = self.stored_budget.fit(self.redact(command.text("stdout")))
+        result.stdout_dropped_bytes = command.stdout_dropped + cut
+        result.stdout_truncated = command.stdout_truncated or cut > 0
+        result.stderr, cut = self.stored_budget.fit(self.redact(command.text("stderr")))
+        result.stderr_dropped_bytes = command.stderr_dropped + cut
+        result.stderr_truncated = command.stderr_truncated or cut > 0
+
+    def output_summary(self, results: dict[str, HostResult]) -> OutputSummary:
+        dropped = sum(r.stdout_dropped_bytes + r.stderr_dropped_bytes for r in results.values())
+        return OutputSummary(
+            job_cap_bytes=self.stored_budget.total,
+            kept_bytes=self.stored_budget.used,
+            dropped_bytes=dropped,
+            job_cap_reached=self.read_budget.exhausted or self.stored_budget.exhausted,
+        )
 
     def _line_sink(self, host: str) -> Callable[[str, str], None] | None:
         callback = self.on_output

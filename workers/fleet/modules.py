@@ -14,6 +14,7 @@ import paramiko
 
 from orchestrator.fleet.calls import CommandCall, PingCall, ScriptCall, ShellCall
 from orchestrator.fleet.options import FleetOptions
+from orchestrator.fleet.output_caps import OutputBudget
 from orchestrator.fleet.target import HostTarget
 from workers.fleet.connections import Connection
 from workers.fleet.errors import ModuleFailed
@@ -28,6 +29,7 @@ class ModuleContext:
     target: HostTarget
     options: FleetOptions
     on_line: LineSink | None = None
+    output_budget: OutputBudget | None = None  # the job's, shared by all its hosts
 
 
 @dataclass
@@ -84,7 +86,7 @@ def script(conn: Connection, call: ScriptCall, ctx: ModuleContext) -> ModuleOutc
 def run_line(conn: Connection, line: str, ctx: ModuleContext) -> ModuleOutcome:
     """Run a command line (with become when asked) as the command module does: it counts as
     changed when it succeeds, as in Ansible."""
-    outcome = execute(conn, line, ctx)
+    outcome = execute(conn, line, ctx, budget=ctx.output_budget)
     failed = outcome.timed_out or outcome.rc != 0
     error = None
     if outcome.timed_out:

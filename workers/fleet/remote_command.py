@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 import paramiko
 
+from orchestrator.fleet.output_caps import OutputBudget
 from orchestrator.fleet.target import HostTarget
 from workers.fleet.connections import Connection
 
@@ -29,42 +30,61 @@ class CommandOutcome:
     stdout_truncated: bool
     stderr_truncated: bool
     timed_out: bool
+    stdout_dropped: int = 0  # bytes the command wrote past a cap
+    stderr_dropped: int = 0
 
     def text(self, stream: str) -> str:
         return (self.stdout if stream == "stdout" else self.stderr).decode("utf-8", "replace")
 
 
 class StreamCollector:
-    """Keeps up to ``cap`` bytes of one stream (or writes them to ``sink``), counts the rest,
-    and hands complete lines to ``on_line`` while under the cap."""
+    """Keeps up to ``cap`` bytes of one stream (or writes them to ``sink``), as long as the
+    job's ``budget`` (if any) has room, counts the rest, and hands complete lines to
+    ``on_line`` while under the caps."""
 
     def __init__(
-        self, name: str, cap: int, on_line: LineSink | None, sink: BinaryIO | None = None
+        self,
+        name: str,
+        cap: int,
+        on_line: LineSink | None,
+        sink: BinaryIO | None = None,
+        budget: OutputBudget | None = None,
     ) -> None:
         self.name, self.cap, self.on_line, self.sink = name, cap, on_line, sink
+        self.budget = budget
         self.kept = bytearray()
-        self.size = 0
+        self.size = 0  # bytes the command wrote
+        self.accepted = 0  # bytes kept (or written to the sink)
         self._partial = b""
 
     @property
     def truncated(self) -> bool:
-        return self.size > self.cap
+        return self.size > self.accepted
+
+    @property
+    def dropped(self) -> int:
+        return self.size - self.accepted
 
     def feed(self, chunk: bytes) -> None:
-        room = self.cap - self.size
+        # Once a byte is dropped nothing later is kept: output with a hole would mislead.
+        room = self.cap - self.accepted if not self.truncated else 0
         self.size += len(chunk)
         if room <= 0:
             return
-        accepted = chunk[:room]
+        wanted = min(len(chunk), room)
+        granted = self.budget.claim(wanted) if self.budget is not None else wanted
+        accepted = chunk[:granted]
+        self.accepted += granted
         if self.sink is not None:
             self.sink.write(accepted)
         else:
             self.kept += accepted
         self._emit_lines(accepted)
-        if len(chunk) > room and self.on_line is not None:
+        if granted < len(chunk) and self.on_line is not None:
             self._emit(self._partial)
             self._partial = b""
-            self.on_line(self.name, f"[{self.name} truncated after {self.cap} bytes]")
+            why = "" if granted == wanted else ": the job's output cap is reached"
+            self.on_line(self.name, f"[{self.name} truncated after {self.accepted} bytes{why}]")
 
     def finish(self) -> None:
         if self._partial and not self.truncated:
@@ -108,9 +128,11 @@ def run_command(
     on_line: LineSink | None = None,
     stdin: bytes | None = None,
     stdout_sink: BinaryIO | None = None,
+    budget: OutputBudget | None = None,
 ) -> CommandOutcome:
     """Run ``command`` (already quoted for the remote shell) and wait for it, at most
-    ``timeout`` seconds. With ``stdout_sink``, stdout goes there (capped) instead of memory."""
+    ``timeout`` seconds. With ``stdout_sink``, stdout goes there (capped) instead of memory.
+    Output kept counts against the job's ``budget`` when one is given."""
     deadline = time.monotonic() + timeout
     channel = conn.open_session(timeout=min(timeout, 30.0))
     try:
@@ -118,15 +140,22 @@ def run_command(
         if stdin:
             channel.sendall(stdin)
         channel.shutdown_write()
-        out = StreamCollector("stdout", cap, on_line, stdout_sink)
-        err = StreamCollector("stderr", cap, on_line)
+        out = StreamCollector("stdout", cap, on_line, stdout_sink, budget)
+        err = StreamCollector("stderr", cap, on_line, budget=budget)
         timed_out = _drain(channel, out, err, deadline)
         rc = None
         if not timed_out and channel.status_event.wait(max(0.0, deadline - time.monotonic())):
             rc = channel.exit_status
         timed_out = timed_out or rc is None
         return CommandOutcome(
-            rc, bytes(out.kept), bytes(err.kept), out.truncated, err.truncated, timed_out
+            rc,
+            bytes(out.kept),
+            bytes(err.kept),
+            out.truncated,
+            err.truncated,
+            timed_out,
+            out.dropped,
+            err.dropped,
         )
     finally:
         channel.close()

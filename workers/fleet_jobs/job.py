@@ -56,7 +56,10 @@ def run_fleet_job(ctx: JobContext, params: FleetTargetParams, call: AnyCall) -> 
         f"running {call.module} on {len(targets)} hosts, {options.forks} at a time",
         data={"module": call.module, "hosts": len(targets), "forks": options.forks},
     )
-    with OutputEvents(lambda host, message, data: ctx.event(message, host=host, data=data)) as out:
+    with OutputEvents(
+        lambda host, message, data: ctx.event(message, host=host, data=data),
+        job_cap_bytes=options.job_output_cap_bytes,
+    ) as out:
         result = run_fleet(
             targets,
             call,

@@ -2,7 +2,9 @@
 are batched per host and stream (one event per ``LINES_PER_EVENT`` lines, or sooner when a
 ticker flushes every ``FLUSH_SECONDS``), and each host gets at most ``EVENTS_PER_HOST`` output
 events. What goes past the cap is counted and said in one closing event per host; the job's
-result still holds each host's output up to ``options.output_cap_bytes``."""
+result still holds each host's output up to ``options.output_cap_bytes``. All hosts together
+send at most ``job_cap_bytes`` of output (as stored, in JSON) in events, the job's
+``options.job_output_cap_bytes``."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from orchestrator.fleet.output_caps import JOB_CAP_BYTES, OutputBudget, json_size
+
 LINES_PER_EVENT = 50
 BYTES_PER_EVENT = 16 * 1024
 CHARS_PER_LINE = 4096
@@ -21,7 +25,7 @@ FLUSH_SECONDS = 0.5
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, str, dict[str, Any]], None]  # (host, message, data)
+Emit = Callable[[str | None, str, dict[str, Any]], None]  # (host, message, data)
 
 
 @dataclass
@@ -42,11 +46,13 @@ class OutputEvents:
         lines_per_event: int = LINES_PER_EVENT,
         events_per_host: int = EVENTS_PER_HOST,
         flush_seconds: float = FLUSH_SECONDS,
+        job_cap_bytes: int = JOB_CAP_BYTES,
     ) -> None:
         self._emit = emit
         self._lines_per_event = lines_per_event
         self._events_per_host = events_per_host
         self._flush_seconds = flush_seconds
+        self._job_budget = OutputBudget(job_cap_bytes)
         self._hosts: dict[str, _HostOutput] = {}
         # One lock for buffers and emitting keeps each host's events in output order.
         self._lock = threading.Lock()
@@ -91,6 +97,13 @@ class OutputEvents:
         if self._ticker.is_alive():
             self._ticker.join()
         self.flush()
+        if self._job_budget.exhausted:
+            self._emit(
+                None,
+                f"output events stopped at the job's cap of {self._job_budget.total} bytes "
+                "(options.job_output_cap_bytes); the lines left out are counted per host",
+                {"output_events_capped": True},
+            )
         for host, state in self._hosts.items():
             if state.dropped:
                 self._emit(
@@ -103,13 +116,23 @@ class OutputEvents:
 
     def _flush_host(self, host: str, state: _HostOutput) -> None:
         for stream, lines in state.pending.items():
-            if lines and state.events < self._events_per_host:
+            message = "\n".join(lines)
+            if lines and state.events < self._events_per_host and self._fits(message):
                 state.events += 1
-                self._emit(host, "\n".join(lines), {"stream": stream, "lines": len(lines)})
+                self._emit(host, message, {"stream": stream, "lines": len(lines)})
             elif lines:
                 state.dropped += len(lines)
         state.pending = {}
         state.pending_bytes = 0
+
+    def _fits(self, message: str) -> bool:
+        """Whether the job's events may still carry ``message`` (claimed if so)."""
+        size = json_size(message)
+        granted = self._job_budget.claim(size)
+        if granted < size:
+            self._job_budget.claim(self._job_budget.total)  # nothing later, however short
+            return False
+        return True
 
     def _tick(self) -> None:
         while not self._stop.wait(self._flush_seconds):
