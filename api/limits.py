@@ -38,7 +38,7 @@ from orchestrator.settings import Settings
 log = logging.getLogger(__name__)
 
 UNLIMITED_ENDPOINTS = frozenset({"health.health", "meta.openapi"})
-# Requests that hold their thread while waiting: with ``?wait=`` > 0 (always, for the reads
+# Requests that hold on while waiting: with ``?wait=`` > 0 (always, for the reads
 # through a worker, whose wait has a default).
 LONG_POLL_ENDPOINTS = frozenset({"jobs.show", "jobs.submit"})
 WORKER_READ_ENDPOINTS = frozenset(

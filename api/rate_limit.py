@@ -31,6 +31,9 @@ LEASE_DIVISOR = 50
 # so an outage costs no connection attempt per request (the limit fails open).
 FAIL_OPEN_SECONDS = 1.0
 _PRUNE_ABOVE = 4096
+# How long a request waits for another's lease before it tries to lease itself (a lease is one
+# round trip; this only bounds a stuck one).
+LEASE_WAIT_SECONDS = 2.0
 
 # The caller's window counter grows by the lease; the first lease of a window starts its clock.
 # Returns how many of the lease fall within the limit, and the milliseconds the window has left.
@@ -79,6 +82,7 @@ class RateLimiter:
         self.prefix = prefix
         self._lease_script = client.register_script(_LEASE)
         self._leases: dict[tuple[str, Window], _Lease] = {}
+        self._leasing: dict[tuple[str, Window], threading.Event] = {}
         self._lock = threading.Lock()
         self._warned_at = -math.inf
 
@@ -92,21 +96,35 @@ class RateLimiter:
         return None
 
     def _spend(self, caller: str, window: Window) -> float | None:
-        now = time.monotonic()
-        with self._lock:
-            lease = self._leases.get((caller, window))
-            if lease is not None and now < lease.until:
-                if lease.closed:
-                    return lease.until - now
-                if lease.left > 0:
-                    lease.left -= 1
-                    return None
-        granted, seconds_left = self._lease(caller, window)
-        with self._lock:
-            if len(self._leases) > _PRUNE_ABOVE:
-                self._prune(now)
-            lease = _Lease(max(0, granted - 1), now + seconds_left, closed=not granted)
-            self._leases[(caller, window)] = lease
+        key = (caller, window)
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                lease = self._leases.get(key)
+                if lease is not None and now < lease.until:
+                    if lease.closed:
+                        return lease.until - now
+                    if lease.left > 0:
+                        lease.left -= 1
+                        return None
+                # One request leases for the caller and window at a time; the others that
+                # came meanwhile wait for its lease and spend from it. Leasing each on its
+                # own, many at once would overshoot the limit together and refuse the caller.
+                leasing = self._leasing.get(key)
+                if leasing is None:
+                    leasing = self._leasing[key] = threading.Event()
+                    break
+            leasing.wait(LEASE_WAIT_SECONDS)
+        try:
+            granted, seconds_left = self._lease(caller, window)
+            with self._lock:
+                if len(self._leases) > _PRUNE_ABOVE:
+                    self._prune(now)
+                lease = _Lease(max(0, granted - 1), now + seconds_left, closed=not granted)
+                self._leases[key] = lease
+        finally:
+            with self._lock:
+                self._leasing.pop(key).set()
         return None if granted else seconds_left
 
     def _lease(self, caller: str, window: Window) -> tuple[int, float]:

@@ -134,6 +134,28 @@ def test_processes_share_a_callers_window_through_redis(redis_server: str) -> No
     assert other is None
 
 
+def test_a_burst_of_one_callers_requests_at_once_leases_once_and_none_is_refused(
+    redis_server: str,
+) -> None:
+    client = redis.Redis.from_url(redis_server)
+    prefix = f"test-rate:{secrets.token_hex(8)}"
+    limiter = RateLimiter(client, "1000000/minute", prefix)
+    start = threading.Barrier(300)
+
+    def request(_: int) -> bool:
+        start.wait()
+        return limiter.hit("caller") is None
+
+    # 300 requests arrive together (a gevent worker serves them all at once).
+    with ThreadPoolExecutor(300) as pool:
+        served = list(pool.map(request, range(300)))
+    counted = int(client.get(f"{prefix}:caller:1000000/60s") or 0)
+    client.close()
+
+    assert all(served)
+    assert counted == limiter.windows[0].lease  # one lease, shared by all 300
+
+
 def test_with_redis_down_the_limits_let_requests_through(
     make_stack: MakeStack,
     tmp_path: Path,
