@@ -4,9 +4,10 @@
   a live bearer token, known by a hash of it (the token itself never reaches Redis), or the
   client address without one. The hooks run after authentication, so with tokens on only
   verified callers reach them.
-- Long-polls and reads through a worker hold a thread while they wait: one caller holds at most
-  ``max_waiters_per_token`` of them at once.
-- Image uploads hold a thread, a Redis pipe and a worker's spool: at most
+- Long-polls, event streams and reads through a worker hold a connection (and, under gthread
+  workers, a thread) while they wait: one caller holds at most ``max_waiters_per_token`` of
+  them at once.
+- Image uploads hold a connection, a Redis pipe and a worker's spool: at most
   ``max_concurrent_uploads`` at once, across every API process.
 
 Each refusal is a problem document with ``Retry-After``. ``/v1/health`` and the OpenAPI document
@@ -38,7 +39,7 @@ from orchestrator.settings import Settings
 log = logging.getLogger(__name__)
 
 UNLIMITED_ENDPOINTS = frozenset({"health.health", "meta.openapi"})
-# Requests that hold on while waiting: with ``?wait=`` > 0 (always, for the reads
+# Requests that hold their thread while waiting: with ``?wait=`` > 0 (always, for the reads
 # through a worker, whose wait has a default).
 LONG_POLL_ENDPOINTS = frozenset({"jobs.show", "jobs.submit"})
 WORKER_READ_ENDPOINTS = frozenset(
