@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -59,34 +60,67 @@ class Submitted:
     domain: str | None = None
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """The jobs a fault may end other than succeeded: in ``states``, of ``kinds`` (None: any),
+    on ``hypervisor`` (None: any), started before ``until`` (epoch seconds: the fault over)."""
+
+    states: frozenset[str] = frozenset()
+    kinds: frozenset[str] | None = None
+    hypervisor: str | None = None
+    until: float = 0.0
+
+    def covers(self, kind: str, doc: dict[str, Any]) -> bool:
+        return (
+            doc["state"] in self.states
+            and (self.kinds is None or kind in self.kinds)
+            and (self.hypervisor is None or doc.get("hypervisor") == self.hypervisor)
+            and _started(doc) <= self.until
+        )
+
+    def __str__(self) -> str:
+        if not self.states:
+            return "this fault should fail no job"
+        where = f" on {self.hypervisor}" if self.hypervisor else ""
+        kinds = f" {'/'.join(sorted(self.kinds))}" if self.kinds else ""
+        return f"this fault may end{kinds} jobs{where} {'/'.join(sorted(self.states))}"
+
+
 class TrialCheck:
     """The checks of one trial; each appends what it found to ``findings``."""
 
-    def __init__(self, fault: str, trial: int, may_fail_jobs: bool) -> None:
+    def __init__(self, fault: str, trial: int) -> None:
         self.fault = fault
         self.trial = trial
-        self.may_fail_jobs = may_fail_jobs
         self.findings: list[Finding] = []
 
     def found(self, category: str, job_id: str | None, seen: str) -> None:
         self.findings.append(Finding(category, self.fault, self.trial, job_id, seen))
 
-    def final_states(self, jobs: list[Submitted], docs: dict[str, dict[str, Any]]) -> None:
+    def final_states(
+        self, jobs: list[Submitted], docs: dict[str, dict[str, Any]], allowed: Allowed
+    ) -> None:
+        """Each job final, with its reason; other than succeeded only as ``allowed``."""
         for job in jobs:
             doc = docs.get(job.id)
             if doc is None:
                 self.found("lost", job.id, "the API never answered for it again")
                 continue
             state = JobState(doc["state"])
+            detail = (doc.get("error") or {}).get("detail")
             if not state.is_terminal:
                 self.found("stuck", job.id, f"still {state.value} at attempt {doc['attempt']}")
             elif state is JobState.SUCCEEDED and doc.get("result") is None:
                 self.found("unexplained", job.id, "succeeded without a result")
-            elif state is not JobState.SUCCEEDED and not (doc.get("error") or {}).get("detail"):
+            elif state is not JobState.SUCCEEDED and not detail:
                 self.found("unexplained", job.id, f"{state.value} without error.detail")
-            elif state is not JobState.SUCCEEDED and not self.may_fail_jobs:
-                detail = (doc.get("error") or {}).get("detail")
-                self.found("unexpected", job.id, f"{job.kind} ended {state.value}: {detail}")
+            elif state is not JobState.SUCCEEDED and not allowed.covers(job.kind, doc):
+                self.found(
+                    "unexpected",
+                    job.id,
+                    f"{job.kind} on {doc.get('hypervisor')} ended {state.value} ({allowed}): "
+                    f"{detail}",
+                )
 
     def agreement(
         self, records: Records, client: CountingClient, jobs: list[Submitted], timeout: float
@@ -166,6 +200,12 @@ class TrialCheck:
                 if (hypervisor, name) not in already:
                     already.add((hypervisor, name))
                     self.found("lost", None, f"VM {name} succeeded but {hypervisor} lacks it")
+
+
+def _started(doc: dict[str, Any]) -> float:
+    """When the job's last attempt started, as epoch seconds (0 when it never did)."""
+    started = doc.get("started_at")
+    return datetime.fromisoformat(started).timestamp() if started else 0.0
 
 
 def duplicate_jobs(records: Records) -> dict[str, list[str]]:

@@ -46,7 +46,7 @@ class Summary:
     per_fault: dict[str, FaultTotals]
     findings: list[Finding]
     tally: Tally
-    vms_made: int  # succeeded VMs whose domains libvirt was checked for
+    vms_made: Counter[str]  # per hypervisor, succeeded VMs whose domains libvirt was checked for
 
     def count(self, category: str) -> int:
         return sum(totals.findings[category] for totals in self.per_fault.values())
@@ -69,8 +69,10 @@ class Summary:
             lines.append(f"{name:<{width}}" + "".join(f"{v:>12}" for v in totals.row()))
             total.add(totals)
         lines.append(f"{'all':<{width}}" + "".join(f"{v:>12}" for v in total.row()))
+        spread = ", ".join(f"{name} {n}" for name, n in sorted(self.vms_made.items()))
         lines.append(
-            f"seed {self.seed}; VMs made {self.vms_made}; bad inputs taken (must be 0): "
+            f"seed {self.seed}; VMs made {self.vms_made.total()} ({spread}); bad inputs taken "
+            f"(must be 0): "
             f"{len(self.bad_accepted)}; 5xx seen (must be 0): {len(self.tally.server_errors)}; "
             f"requests answered {self.tally.answers}, unanswered while a service was down "
             f"{self.tally.unreachable}"

@@ -28,5 +28,6 @@ def test_under_every_fault_each_job_ends_once_with_its_reason_and_every_record_a
     assert summary.tally.bad_inputs_accepted == []
     every = summary.per_fault.values()
     assert all(totals.trials == 1 and totals.jobs > 0 for totals in every)
-    assert summary.vms_made > 0
+    # Placement spread VMs over every hypervisor, the daemon-served one included.
+    assert all(count > 0 for count in summary.vms_made.values()), summary.vms_made
     assert sum(totals.bad_inputs for totals in every) > 0
