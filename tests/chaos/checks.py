@@ -53,11 +53,12 @@ class Records:
 
 @dataclass(frozen=True)
 class Submitted:
-    """One job the driver sent: its id, kind and, for a VM, the domain name it makes."""
+    """One job the driver sent: its id, kind, and the domain or volume name it makes."""
 
     id: str
     kind: str
     domain: str | None = None
+    volume: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,18 +189,28 @@ class TrialCheck:
     ) -> None:
         """Every hypervisor's libvirt holds exactly the domains of ``expected`` (names of the
         succeeded VMs its current worker made), once its heartbeat has caught up.
-        ``already`` holds the (hypervisor, domain) findings of earlier trials."""
+        ``already`` holds the (hypervisor, name) findings of earlier trials."""
         seen = _domains_settled(client, expected, timeout)
         for hypervisor, names in expected.items():
-            held = seen.get(hypervisor, set())
-            for name in sorted(held - names):
-                if (hypervisor, name) not in already:
-                    already.add((hypervisor, name))
-                    self.found("orphaned", None, f"domain {name} on {hypervisor}: no job made it")
-            for name in sorted(names - held):
-                if (hypervisor, name) not in already:
-                    already.add((hypervisor, name))
-                    self.found("lost", None, f"VM {name} succeeded but {hypervisor} lacks it")
+            self.holds("domain", hypervisor, seen.get(hypervisor, set()), names, already)
+
+    def holds(
+        self,
+        what: str,
+        hypervisor: str,
+        held: set[str],
+        made: set[str],
+        already: set[tuple[str, str]],
+    ) -> None:
+        """``held`` (what libvirt has) is exactly ``made`` (what succeeded jobs made)."""
+        for name in sorted(held - made):
+            if (hypervisor, name) not in already:
+                already.add((hypervisor, name))
+                self.found("orphaned", None, f"{what} {name} on {hypervisor}: no job made it")
+        for name in sorted(made - held):
+            if (hypervisor, name) not in already:
+                already.add((hypervisor, name))
+                self.found("lost", None, f"{what} {name} was made but {hypervisor} lacks it")
 
 
 def _started(doc: dict[str, Any]) -> float:

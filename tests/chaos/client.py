@@ -100,9 +100,12 @@ class CountingClient:
             if answer is not None and answer.status_code in (200, 202):
                 return dict(answer.json())
             if answer is not None and answer.status_code < 500 and answer.status_code != 429:
-                raise SubmitRefused(f"{body['kind']} refused: {answer.status_code} {answer.text}")
+                raise SubmitRefused(
+                    f"{body['kind']} refused: {answer.status_code} {answer.text}",
+                    answer.status_code,
+                )
             if time.monotonic() > deadline:
-                raise SubmitRefused(f"{body['kind']} never accepted in {give_up_after:g}s")
+                raise SubmitRefused(f"{body['kind']} never accepted in {give_up_after:g}s", None)
             time.sleep(0.2)
 
     def job(self, job_id: str, wait: float = 0) -> dict[str, Any] | None:
@@ -162,3 +165,7 @@ class CountingClient:
 
 class SubmitRefused(RuntimeError):
     """Raised when the API refuses a job the driver sends, or never answers for it."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status

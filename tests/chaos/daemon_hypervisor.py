@@ -23,6 +23,7 @@ import libvirt
 from tests.support.session_libvirt import SessionLibvirt, session_libvirtd
 
 NAME = "hv-l"
+FILLER = "chaos-filler.img"
 # The daemon runs as an unprivileged user: its directory lies where that user may traverse.
 PARENT = Path("/var/tmp")
 
@@ -52,6 +53,23 @@ class DaemonHypervisor:
             f"<target><path>{self.pool_path}</path></target></pool>"
         )
         self.keeper.storagePoolCreateXML(xml, 0)
+
+    def volumes(self) -> set[str]:
+        """The volumes of pool ``default``, asked directly."""
+        assert self.keeper is not None
+        pool = self.keeper.storagePoolLookupByName("default")
+        return {volume.name() for volume in pool.listAllVolumes()}
+
+    def fill(self, leave_bytes: int) -> libvirt.virStorageVol:
+        """A volume taking all of pool ``default`` but ``leave_bytes``: its disk filling up."""
+        assert self.keeper is not None
+        pool = self.keeper.storagePoolLookupByName("default")
+        size = max(0, pool.info()[3] - leave_bytes)
+        xml = (
+            f"<volume><name>{FILLER}</name><capacity>{size}</capacity>"
+            f"<allocation>{size}</allocation><target><format type='raw'/></target></volume>"
+        )
+        return pool.createXML(xml, 0)
 
     def domains(self) -> set[str]:
         """What libvirt holds, asked directly."""

@@ -58,7 +58,8 @@ CHAOS_SETTINGS: dict[str, Any] = {
     "worker_concurrency": 4,
 }
 
-Batch = list[tuple[dict[str, Any], str | None]]  # job bodies, with the VM name of a provision
+# Job bodies, each with what it makes: (body, domain name, volume name).
+Batch = list[tuple[dict[str, Any], str | None, str | None]]
 
 
 @dataclass
@@ -87,9 +88,12 @@ class ChaosRun:
         self.per_fault = {name: FaultTotals() for name in config.faults}
         self.checks: list[TrialCheck] = []
         self.made: dict[str, tuple[str, int]] = {}  # VM name -> (hypervisor, worker pid)
+        self.volumes: set[str] = set()  # in pool default of DAEMON, made by succeeded jobs
+        self.refused = 0  # jobs the API turned away (409) while a fault allowed it
         # Succeeded VMs per hypervisor, each listed even with none.
         self.placed: Counter[str] = Counter(dict.fromkeys((*HYPERVISORS, DAEMON), 0))
         self.reported_domains: set[tuple[str, str]] = set()
+        self.reported_volumes: set[tuple[str, str]] = set()
         self.reported_duplicates: set[str] = set()
         self.login_user = "root"  # the fleet jobs' login: a throwaway user once the run starts
 
@@ -155,19 +159,22 @@ class ChaosRun:
         self.watch.wait_steady()  # deaths the last fault caused are still its own
         began = time.monotonic()
         errors_before, bad_before = len(self.tally.server_errors), self.tally.bad_inputs
+        refused_before = self.refused
         check = TrialCheck(fault.name, trial)
         self.checks.append(check)
         bodies = self._batch(f"{fault.name}-{trial}", rng)
         jobs: list[Submitted] = []
         with self._probing(jobs, rng):
             if fault.during_submit:
-                sender = threading.Thread(target=self._send, args=(bodies, jobs, check, rng, 0.08))
+                sender = threading.Thread(
+                    target=self._send, args=(bodies, jobs, check, rng, 0.08, fault.may_refuse)
+                )
                 sender.start()
                 time.sleep(rng.uniform(0.05, 0.6))
                 hit = self._hit(fault, target, rng)
                 sender.join()
             else:
-                self._send(bodies, jobs, check, rng, 0.0)
+                self._send(bodies, jobs, check, rng, 0.0, fault.may_refuse)
                 time.sleep(rng.uniform(0.0, 2.0))  # a random moment while they run
                 hit = self._hit(fault, target, rng)
         allowed = Allowed(fault.may_end, fault.kinds, hit.hypervisor, time.time())
@@ -179,6 +186,8 @@ class ChaosRun:
         if fault.wipes_daemon:
             self._restart_daemon_state(target, check)
         check.domains(self.client, self._expected(target.stack), self.reported_domains, 30)
+        held = target.daemon.volumes()
+        check.holds("volume", DAEMON, held, self.volumes, self.reported_volumes)
         self._duplicates(check)
 
         states = Counter(doc["state"] for doc in docs.values())
@@ -190,6 +199,8 @@ class ChaosRun:
         totals.server_errors += len(self.tally.server_errors) - errors_before
         took = time.monotonic() - began
         shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        if self.refused > refused_before:
+            shown += f"; {self.refused - refused_before} refused (409) while it was on"
         self.say(f"{fault.name} trial {trial} ({took:.0f}s): {hit.what}; {len(jobs)} jobs: {shown}")
         for job in jobs:  # why each job that did not succeed ended as it did
             doc = docs.get(job.id) or {}
@@ -204,23 +215,29 @@ class ChaosRun:
             return fault.hit(target, rng)
 
     def _batch(self, tag: str, rng: random.Random) -> Batch:
-        """VMs placed by the API, pings and fleet jobs on a hypervisor each, in random order."""
+        """VMs (placed by the API, or on the daemon-served hypervisor), volumes, pings and
+        fleet jobs on a hypervisor each, in random order."""
         bodies: Batch = []
         for index in range(self.config.vms_per_trial):
             name = f"{tag}-vm{index}"
             body: dict[str, Any] = {"kind": "vm.provision", "params": {"name": name, **VM_PARAMS}}
             if index < PINNED_TO_DAEMON:
                 body["hypervisor"] = DAEMON
-            bodies.append((body, name))
+            bodies.append((body, name, None))
+        for index in range(2):
+            volume = f"{tag}-vol{index}.qcow2"
+            params = {"pool": "default", "name": volume, "capacity": "1G"}
+            body = {"kind": "volume.create", "params": params, "hypervisor": DAEMON}
+            bodies.append((body, None, volume))
         for _ in range(2):
             delay = {"delay": round(rng.uniform(0.5, 2.5), 2)}
-            bodies.append(({"kind": "ping", "params": delay, "hypervisor": _hv(rng)}, None))
+            bodies.append(({"kind": "ping", "params": delay, "hypervisor": _hv(rng)}, None, None))
         for _ in range(2):
             call = {"module": "shell", "cmd": f"sleep {rng.uniform(0.5, 2.0):.2f}; echo done"}
-            params = {**self._fleet_params(), "call": call}
-            bodies.append(({"kind": "fleet.run", "params": params, "hypervisor": _hv(rng)}, None))
+            body = {"kind": "fleet.run", "params": {**self._fleet_params(), "call": call}}
+            bodies.append(({**body, "hypervisor": _hv(rng)}, None, None))
         ping = {"kind": "fleet.ping", "params": self._fleet_params(), "hypervisor": _hv(rng)}
-        bodies.append((ping, None))
+        bodies.append((ping, None, None))
         rng.shuffle(bodies)
         return bodies
 
@@ -231,9 +248,9 @@ class ChaosRun:
         bodies: Batch = []
         for hypervisor in (*HYPERVISORS, DAEMON):
             facts = {"kind": "hypervisor.facts", "params": {}, "hypervisor": hypervisor}
-            bodies += [(facts, None)] * (CHAOS_SETTINGS["worker_concurrency"] + 2)
+            bodies += [(facts, None, None)] * (CHAOS_SETTINGS["worker_concurrency"] + 2)
             ping = {"kind": "fleet.ping", "params": self._fleet_params()}
-            bodies.append(({**ping, "hypervisor": hypervisor}, None))
+            bodies.append(({**ping, "hypervisor": hypervisor}, None, None))
         return bodies
 
     def _fleet_params(self) -> dict[str, Any]:
@@ -260,16 +277,22 @@ class ChaosRun:
         check: TrialCheck,
         rng: random.Random,
         gap: float,
+        refusable: bool,
     ) -> None:
+        """Send each job under its own key; with ``refusable``, a 409 (no hypervisor fits
+        while the fault is on) is counted, not a finding."""
         client = CountingClient(self.client.base_url, self.tally)
-        for body, domain in bodies:
+        for body, domain, volume in bodies:
             key = f"chaos-{self.seed}-{rng.randrange(2**48):x}"
             try:
                 job = client.submit(body, key, give_up_after=90)
             except SubmitRefused as exc:
-                check.found("unexpected", None, str(exc)[:500])
+                if refusable and exc.status == 409:
+                    self.refused += 1
+                else:
+                    check.found("unexpected", None, str(exc)[:500])
                 continue
-            jobs.append(Submitted(job["id"], body["kind"], domain))
+            jobs.append(Submitted(job["id"], body["kind"], domain, volume))
             time.sleep(rng.uniform(0, gap))
 
     def _send_burst(self, bodies: Batch, jobs: list[Submitted], check: TrialCheck) -> None:
@@ -285,7 +308,7 @@ class ChaosRun:
             jobs.append(Submitted(job["id"], body["kind"], None))
 
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(send, [body for body, _ in bodies]))
+            list(pool.map(send, [body for body, _, _ in bodies]))
 
     @contextmanager
     def _probing(self, jobs: list[Submitted], rng: random.Random) -> Iterator[None]:
@@ -313,10 +336,15 @@ class ChaosRun:
     def _note_made(self, jobs: list[Submitted], docs: dict[str, dict[str, Any]]) -> None:
         for job in jobs:
             doc = docs.get(job.id)
-            if job.domain and doc and doc["state"] == JobState.SUCCEEDED.value:
+            if not doc or doc["state"] != JobState.SUCCEEDED.value:
+                continue
+            if job.domain:
                 pid = int(str(doc["worker"]).rsplit(":", 1)[1])
                 self.made[job.domain] = (doc["hypervisor"], pid)
                 self.placed[doc["hypervisor"]] += 1
+            if doc["hypervisor"] == DAEMON:
+                made = [v["name"] for v in doc["result"].get("volumes") or []] if job.domain else []
+                self.volumes |= {*made, *([job.volume] if job.volume else [])}
 
     def _expected(self, stack: RunningStack) -> dict[str, set[str]]:
         """Per hypervisor, the VMs that succeeded there; for one whose test driver lives in
@@ -340,6 +368,11 @@ class ChaosRun:
             self.reported_domains.add((DAEMON, name))
             check.found("orphaned", None, f"domain {name} on {DAEMON}: no job made it")
         self.made = {n: v for n, v in self.made.items() if v[0] != DAEMON or n in held}
+        volumes = target.daemon.volumes()
+        for name in sorted(volumes - self.volumes):
+            self.reported_volumes.add((DAEMON, name))
+            check.found("orphaned", None, f"volume {name} on {DAEMON}: no job made it")
+        self.volumes &= volumes
 
     def _duplicates(self, check: TrialCheck) -> None:
         for name, ids in find_duplicate_jobs(self.records).items():

@@ -50,6 +50,7 @@ class Fault:
     may_end: frozenset[str] = frozenset()
     kinds: frozenset[str] | None = None
     during_submit: bool = False
+    may_refuse: bool = False
     wipes_daemon: bool = False
 
 
@@ -151,6 +152,17 @@ def libvirtd_restart(target: Target, rng: random.Random) -> Hit:
     return Hit(f"libvirtd of {name} restarted under its worker after {down:.1f}s", name)
 
 
+def pool_fills_up(target: Target, rng: random.Random) -> Hit:
+    # Left: less than one job's 1 GiB disk. The test driver refuses an allocation past it, and
+    # the worker a sparse volume bigger than the space left.
+    filler = target.daemon.fill(leave_bytes=256 * 1024**2)
+    try:
+        full = _pause(rng, 0.5, 2.5)
+    finally:
+        filler.delete(0)
+    return Hit(f"pool default of {target.daemon.name} full for {full:.1f}s", target.daemon.name)
+
+
 FLEET_KINDS = frozenset({"fleet.run", "fleet.ping"})
 FAULTS = {
     fault.name: fault
@@ -163,6 +175,14 @@ FAULTS = {
         Fault("recorder-kill", recorder_kill),
         Fault("api-kill", api_kill, during_submit=True),
         Fault("ssh-host-dies", ssh_host_dies, may_end=frozenset({"failed"}), kinds=FLEET_KINDS),
+        Fault(
+            "pool-full",
+            pool_fills_up,
+            may_end=frozenset({"failed"}),
+            kinds=frozenset({"vm.provision", "volume.create"}),
+            during_submit=True,
+            may_refuse=True,
+        ),
         Fault(
             "libvirtd-restart",
             libvirtd_restart,
