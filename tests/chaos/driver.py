@@ -27,6 +27,7 @@ from orchestrator.db import make_engine, make_sessionmaker
 from orchestrator.fleet.files import fleet_files_dir
 from orchestrator.jobs.lifecycle import JobState
 from orchestrator.jobs.livestate import LiveState
+from tests.chaos.batch import BatchPlan, Planned
 from tests.chaos.checks import Allowed, Records, Submitted, TrialCheck
 from tests.chaos.checks import duplicate_jobs as find_duplicate_jobs
 from tests.chaos.client import CountingClient, SubmitRefused, Tally
@@ -42,10 +43,6 @@ from tests.support.sshd import SshdFleet
 HYPERVISORS = ("hv-a", "hv-b")  # test driver inside the worker; DAEMON's lives in a libvirtd
 # Room for every VM of a long run: the test driver's pools and memory are only numbers.
 NODE = Node(cpus=8, memory_mib=256 * 1024, pools={"default": 100_000})
-VM_PARAMS = {"memory_mib": 16, "disk": {"pool": "default", "size": "1G"}, "graphics": "none"}
-# Placement spreads by free memory, and the daemon's driver has far less than NODE: these VMs of
-# each trial name it, the others are placed.
-PINNED_TO_DAEMON = 2
 # Liveness as in production, only faster: the grace outlasts a Redis restart or thaw (workers
 # beat again within a second of it), so those faults must lose nothing.
 CHAOS_SETTINGS: dict[str, Any] = {
@@ -57,9 +54,6 @@ CHAOS_SETTINGS: dict[str, Any] = {
     "api_workers": 1,
     "worker_concurrency": 4,
 }
-
-# Job bodies, each with what it makes: (body, domain name, volume name).
-Batch = list[tuple[dict[str, Any], str | None, str | None]]
 
 
 @dataclass
@@ -73,7 +67,8 @@ class ChaosConfig:
 
 
 class ChaosRun:
-    """One run: a stack on a private Redis, two test-driver hypervisors, the sshd hosts."""
+    """One run: a stack on a private Redis; three test-driver hypervisors, two inside their
+    workers and one served by a private libvirtd; the sshd hosts."""
 
     def __init__(
         self, root: Path, sshd: SshdFleet, config: ChaosConfig, say: Callable[[str], None] = print
@@ -95,7 +90,6 @@ class ChaosRun:
         self.reported_domains: set[tuple[str, str]] = set()
         self.reported_volumes: set[tuple[str, str]] = set()
         self.reported_duplicates: set[str] = set()
-        self.login_user = "root"  # the fleet jobs' login: a throwaway user once the run starts
 
     def run(self) -> Summary:
         self.say(f"chaos seed {self.seed}: {self.config.trials} trial(s) per fault")
@@ -150,7 +144,11 @@ class ChaosRun:
             keys.mkdir(parents=True, exist_ok=True)
             shutil.copy(self.sshd.client_key, keys / "fleet.key")
             (keys / "fleet.key").chmod(0o600)
-            self.login_user = login.name
+            # An unprivileged user with /bin/sh: root's shell start-up here (pyenv's rehash,
+            # which waits on a lock any killed shell may leave) is no part of what is tested.
+            self.plan = BatchPlan(
+                HYPERVISORS, DAEMON, self.sshd, login.name, CHAOS_SETTINGS["worker_concurrency"]
+            )
             yield Target(stack, redis, self.sshd, daemon, self.config.freeze_seconds)
 
     # --- one trial ---------------------------------------------------------------------------
@@ -162,7 +160,7 @@ class ChaosRun:
         refused_before = self.refused
         check = TrialCheck(fault.name, trial)
         self.checks.append(check)
-        bodies = self._batch(f"{fault.name}-{trial}", rng)
+        bodies = self.plan.batch(f"{fault.name}-{trial}", rng, self.config.vms_per_trial)
         jobs: list[Submitted] = []
         with self._probing(jobs, rng):
             if fault.during_submit:
@@ -178,7 +176,7 @@ class ChaosRun:
                 time.sleep(rng.uniform(0.0, 2.0))  # a random moment while they run
                 hit = self._hit(fault, target, rng)
         allowed = Allowed(fault.may_end, fault.kinds, hit.hypervisor, time.time())
-        self._send_burst(self._after_batch(), jobs, check)
+        self._send_burst(self.plan.after_fault(), jobs, check)
         docs = self.client.wait_final([job.id for job in jobs], self.config.final_timeout)
         check.final_states(jobs, docs, allowed)
         check.agreement(self.records, self.client, jobs, timeout=60)
@@ -214,65 +212,9 @@ class ChaosRun:
         with self.watch.fault:
             return fault.hit(target, rng)
 
-    def _batch(self, tag: str, rng: random.Random) -> Batch:
-        """VMs (placed by the API, or on the daemon-served hypervisor), volumes, pings and
-        fleet jobs on a hypervisor each, in random order."""
-        bodies: Batch = []
-        for index in range(self.config.vms_per_trial):
-            name = f"{tag}-vm{index}"
-            body: dict[str, Any] = {"kind": "vm.provision", "params": {"name": name, **VM_PARAMS}}
-            if index < PINNED_TO_DAEMON:
-                body["hypervisor"] = DAEMON
-            bodies.append((body, name, None))
-        for index in range(2):
-            volume = f"{tag}-vol{index}.qcow2"
-            params = {"pool": "default", "name": volume, "capacity": "1G"}
-            body = {"kind": "volume.create", "params": params, "hypervisor": DAEMON}
-            bodies.append((body, None, volume))
-        for _ in range(2):
-            delay = {"delay": round(rng.uniform(0.5, 2.5), 2)}
-            bodies.append(({"kind": "ping", "params": delay, "hypervisor": _hv(rng)}, None, None))
-        for _ in range(2):
-            call = {"module": "shell", "cmd": f"sleep {rng.uniform(0.5, 2.0):.2f}; echo done"}
-            body = {"kind": "fleet.run", "params": {**self._fleet_params(), "call": call}}
-            bodies.append(({**body, "hypervisor": _hv(rng)}, None, None))
-        ping = {"kind": "fleet.ping", "params": self._fleet_params(), "hypervisor": _hv(rng)}
-        bodies.append((ping, None, None))
-        rng.shuffle(bodies)
-        return bodies
-
-    def _after_batch(self) -> Batch:
-        """Jobs sent once the fault is over, which must all succeed: per hypervisor, more
-        libvirt reads than its worker has threads (each thread holds its own connection) and
-        a ping of every sshd host through the worker's pooled SSH connections."""
-        bodies: Batch = []
-        for hypervisor in (*HYPERVISORS, DAEMON):
-            facts = {"kind": "hypervisor.facts", "params": {}, "hypervisor": hypervisor}
-            bodies += [(facts, None, None)] * (CHAOS_SETTINGS["worker_concurrency"] + 2)
-            ping = {"kind": "fleet.ping", "params": self._fleet_params()}
-            bodies.append(({**ping, "hypervisor": hypervisor}, None, None))
-        return bodies
-
-    def _fleet_params(self) -> dict[str, Any]:
-        lines = ["[web]"]
-        lines += [
-            f"{h.name} ansible_host={h.address} ansible_port={h.port}" for h in self.sshd.hosts
-        ]
-        # An unprivileged user with /bin/sh: root's shell start-up here (pyenv's rehash, which
-        # waits on a lock any killed shell may leave) is no part of what is under test.
-        user = f"ansible_user={self.login_user}"
-        lines += ["[web:vars]", user, "ansible_private_key_file=fleet.key"]
-        options: dict[str, Any] = {
-            "known_hosts_files": [str(self.sshd.known_hosts)],
-            "connect_timeout": 5,
-            "connect_retries": 0,
-            "command_timeout": 30,
-        }
-        return {"inventory": "\n".join(lines) + "\n", "options": options}
-
     def _send(
         self,
-        bodies: Batch,
+        bodies: list[Planned],
         jobs: list[Submitted],
         check: TrialCheck,
         rng: random.Random,
@@ -282,8 +224,9 @@ class ChaosRun:
         """Send each job under its own key; with ``refusable``, a 409 (no hypervisor fits
         while the fault is on) is counted, not a finding."""
         client = CountingClient(self.client.base_url, self.tally)
-        for body, domain, volume in bodies:
+        for planned in bodies:
             key = f"chaos-{self.seed}-{rng.randrange(2**48):x}"
+            body = planned.body
             try:
                 job = client.submit(body, key, give_up_after=90)
             except SubmitRefused as exc:
@@ -292,10 +235,10 @@ class ChaosRun:
                 else:
                     check.found("unexpected", None, str(exc)[:500])
                 continue
-            jobs.append(Submitted(job["id"], body["kind"], domain, volume))
+            jobs.append(Submitted(job["id"], body["kind"], planned.domain, planned.volume))
             time.sleep(rng.uniform(0, gap))
 
-    def _send_burst(self, bodies: Batch, jobs: list[Submitted], check: TrialCheck) -> None:
+    def _send_burst(self, bodies: list[Planned], jobs: list[Submitted], check: TrialCheck) -> None:
         """All at once, so that each worker hands them to as many of its threads as it can."""
 
         def send(body: dict[str, Any]) -> None:
@@ -308,7 +251,7 @@ class ChaosRun:
             jobs.append(Submitted(job["id"], body["kind"], None))
 
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(send, [body for body, _, _ in bodies]))
+            list(pool.map(send, [planned.body for planned in bodies]))
 
     @contextmanager
     def _probing(self, jobs: list[Submitted], rng: random.Random) -> Iterator[None]:
@@ -379,10 +322,6 @@ class ChaosRun:
             if name not in self.reported_duplicates:
                 self.reported_duplicates.add(name)
                 check.found("duplicated", ids[0], f"VM {name} stored as jobs {ids}")
-
-
-def _hv(rng: random.Random) -> str:
-    return rng.choice((*HYPERVISORS, DAEMON))
 
 
 def run_chaos(
