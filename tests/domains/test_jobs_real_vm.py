@@ -8,6 +8,7 @@ runs) serves the module; each test uses its own directory pool and removes its d
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -108,12 +109,28 @@ def vm_pool(qemu_uri: str) -> Iterator[VmPool]:
 
 @contextmanager
 def throwaway_pool(uri: str, name: str | None = None) -> Iterator[VmPool]:
-    """A transient directory pool on ``uri`` holding the boot-sector base image; on the way
-    out, the domains the test named are removed, then the pool and its directory."""
+    """A transient directory pool on ``uri`` holding the boot-sector base image, in a fresh
+    directory removed afterwards (see :func:`pool_in`)."""
     # Under /var/tmp, not pytest's private tmp: qemu runs as another user and must reach it.
     root = Path(tempfile.mkdtemp(prefix="orch-vm-", dir=VM_ROOT))
     root.chmod(0o755)
+    try:
+        with pool_in(uri, root, name) as vm:
+            yield vm
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def pool_in(
+    uri: str, root: Path, name: str | None = None, owner: tuple[int, int] | None = None
+) -> Iterator[VmPool]:
+    """A transient directory pool ``root/pool`` on ``uri`` (owned by ``owner``, a uid and
+    gid, when given) holding the boot-sector base image; on the way out, the domains the test
+    named are removed, then the pool."""
     (root / "pool").mkdir(mode=0o755)
+    if owner is not None:
+        os.chown(root / "pool", *owner)
     write_base_image(root / "pool" / "base.img")
     conn = libvirt.open(uri)
     name = name or f"orch-t-{uuid.uuid4().hex[:8]}"
@@ -131,7 +148,6 @@ def throwaway_pool(uri: str, name: str | None = None) -> Iterator[VmPool]:
         finally:
             pool.destroy()
             conn.close()
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def boot_spec(vm: VmPool, name: str, network: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ session VMs have no NIC (``domain.define`` with ``networks: []``, ``vm.provision
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,19 +17,19 @@ from typing import Any
 import libvirt
 import pytest
 
-from orchestrator.local.bootsector import MARKER, write_base_image
+from orchestrator.local.bootsector import MARKER
 from tests.domains.test_jobs_real_vm import (
     HV,
     NESTED_SAFE_CPU,
     VM_ROOT,
     VmPool,
     boot_spec,
+    pool_in,
     throwaway_pool,
     wait_for_marker,
 )
 from tests.provision.test_real_vm import provision_params
 from tests.support import services
-from tests.support.libvirtd import remove_domain
 from tests.support.services import RunningStack
 from tests.support.session_libvirt import SessionLibvirt, session_libvirtd
 
@@ -68,25 +67,8 @@ def stack(
 def session_pool(session: SessionLibvirt) -> Iterator[VmPool]:
     """A directory pool of the session daemon holding the boot-sector base image."""
     root = session.make_directory("vms")
-    (root / "pool").mkdir(mode=0o755)
-    os.chown(root / "pool", session.uid, session.gid)
-    write_base_image(root / "pool" / "base.img")
-    name = f"orch-t-{uuid.uuid4().hex[:8]}"
-    conn = libvirt.open(session.uri)
-    xml = (
-        f"<pool type='dir'><name>{name}</name><target><path>{root / 'pool'}</path></target></pool>"
-    )
-    pool = conn.storagePoolCreateXML(xml, 0)
-    vm = VmPool(conn, name, root, [])
-    try:
+    with pool_in(session.uri, root, owner=(session.uid, session.gid)) as vm:
         yield vm
-    finally:
-        try:
-            for domain_name in vm.domains:
-                remove_domain(conn, domain_name)
-        finally:
-            pool.destroy()
-            conn.close()
 
 
 def run_ok(stack: RunningStack, kind: str, **params: Any) -> dict[str, Any]:
