@@ -118,6 +118,15 @@ class ApiClient:
         url = f"{self.base_url}/v1/jobs"
         return self._check(self.http.get(url, params=filters, timeout=self.timeout))
 
+    def post(self, path: str, body: Any, **query: str) -> Any:
+        """POST ``body`` as JSON; the answer's JSON, or ApiError with the problem."""
+        response = self.http.post(f"{self.base_url}{path}", json=body, params=query, timeout=60)
+        return self._check(response)
+
+    def put(self, path: str, body: Any) -> Any:
+        """PUT ``body`` as JSON; the answer's JSON, or ApiError with the problem."""
+        return self._check(self.http.put(f"{self.base_url}{path}", json=body, timeout=60))
+
     def get(self, path: str) -> Any:
         return self._check(self.http.get(f"{self.base_url}{path}", timeout=self.timeout))
 

@@ -11,10 +11,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import requests
 from rich.console import Console
 
-from orchestrator.client import ApiClient, ApiError
+from orchestrator.client import ApiClient
 from orchestrator.fleet.files import KEYS_AREA, fleet_files_dir
 from orchestrator.local.demo_cli import failing_job_step, follow_live_step
 from orchestrator.local.demo_steps import Step
@@ -45,7 +44,8 @@ class DemoHosts:
         self.fleet = start_fleet(HOSTS, FIRST_OCTET)
         self.key = _install_key(self.fleet, settings)
         console.print(f"started {HOSTS} sshd hosts: {', '.join(h.address for h in self.hosts)}")
-        stored = _put_inventory(client, _inventory_text(self.fleet))
+        inventory = {"text": _inventory_text(self.fleet), "format": "ini"}
+        stored = client.put(f"/v1/inventories/{INVENTORY}", inventory)
         console.print(f"stored inventory {INVENTORY!r} version {stored['version']}")
 
     @property
@@ -143,20 +143,3 @@ def _inventory_text(fleet: SshdFleet) -> str:
     lines += [f"{h.name} ansible_host={h.address} ansible_port={h.port}" for h in fleet.hosts]
     lines += ["[demo:vars]", "ansible_user=root", f"ansible_private_key_file={KEY}"]
     return "\n".join(lines) + "\n"
-
-
-def _put_inventory(client: ApiClient, text: str) -> dict[str, Any]:
-    url = f"{client.base_url}/v1/inventories/{INVENTORY}"
-    response = client.http.put(url, json={"text": text, "format": "ini"}, timeout=30)
-    if response.status_code >= 400:
-        raise ApiError(_problem(response))
-    stored: dict[str, Any] = response.json()
-    return stored
-
-
-def _problem(response: requests.Response) -> dict[str, Any]:
-    try:
-        problem: dict[str, Any] = response.json()
-    except ValueError:
-        problem = {"status": response.status_code, "detail": response.text}
-    return problem

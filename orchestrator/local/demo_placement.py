@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import requests
 from rich.console import Console
 
 from orchestrator.client import ApiClient, ApiError
@@ -175,7 +174,7 @@ def provision_four(client: ApiClient, settings: Settings) -> dict[str, Any]:
     if failed is not None:
         return failed
     body = count_body(settings, COUNT, PATTERN, memory_mib=64)
-    preview = _post(client, body, dry_run="true")
+    preview: dict[str, Any] = client.post("/v1/jobs", body, dry_run="true")
     console.print(f"dry run (claims nothing): {preview['placement']['explanation']}")
     console.print(
         "spread: each VM goes where the most memory is free, counting the VMs placed before it"
@@ -296,22 +295,6 @@ def _filters(problem: dict[str, Any]) -> list[dict[str, Any]]:
     placement = problem.get("placement") or {}
     decision = placement.get("failure") or placement
     return list(decision.get("filters") or [])
-
-
-def _post(client: ApiClient, body: dict[str, Any], **query: str) -> dict[str, Any]:
-    response = client.http.post(f"{client.base_url}/v1/jobs", json=body, params=query, timeout=60)
-    if response.status_code >= 400:
-        raise ApiError(_problem(response))
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
-def _problem(response: requests.Response) -> dict[str, Any]:
-    try:
-        problem: dict[str, Any] = response.json()
-    except ValueError:
-        problem = {"status": response.status_code, "detail": response.text}
-    return problem
 
 
 def _shown(result: dict[str, Any]) -> dict[str, Any]:
