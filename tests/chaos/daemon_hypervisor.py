@@ -44,15 +44,27 @@ class DaemonHypervisor:
         """The hypervisor as the jobs expect it: pool ``default``, and no domain yet (the
         driver's sample one removed)."""
         self.keeper = libvirt.open(self.uri)
-        for domain in self.keeper.listAllDomains():
-            if domain.isActive():
-                domain.destroy()
-            domain.undefine()
+        self._remove_domains()
         xml = (
             "<pool type='dir'><name>default</name>"
             f"<target><path>{self.pool_path}</path></target></pool>"
         )
         self.keeper.storagePoolCreateXML(xml, 0)
+
+    def clear(self) -> None:
+        """Remove every domain and every volume of pool ``default``: the test driver has room
+        for only so many (16 CPUs, 3 GiB)."""
+        assert self.keeper is not None
+        self._remove_domains()
+        for volume in self.keeper.storagePoolLookupByName("default").listAllVolumes():
+            volume.delete(0)
+
+    def _remove_domains(self) -> None:
+        assert self.keeper is not None
+        for domain in self.keeper.listAllDomains():
+            if domain.isActive():
+                domain.destroy()
+            domain.undefine()
 
     def volumes(self) -> set[str]:
         """The volumes of pool ``default``, asked directly."""

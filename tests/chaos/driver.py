@@ -42,7 +42,7 @@ from tests.support.sshd import SshdFleet
 
 HYPERVISORS = ("hv-a", "hv-b")  # test driver inside the worker; DAEMON's lives in a libvirtd
 # Room for every VM of a long run: the test driver's pools and memory are only numbers.
-NODE = Node(cpus=8, memory_mib=256 * 1024, pools={"default": 100_000})
+NODE = Node(cpus=512, memory_mib=256 * 1024, pools={"default": 100_000})
 # Liveness as in production, only faster: the grace outlasts a Redis restart or thaw (workers
 # beat again within a second of it), so those faults must lose nothing.
 CHAOS_SETTINGS: dict[str, Any] = {
@@ -187,6 +187,7 @@ class ChaosRun:
         held = target.daemon.volumes()
         check.holds("volume", DAEMON, held, self.volumes, self.reported_volumes)
         self._duplicates(check)
+        self._clear_daemon(target)
 
         states = Counter(doc["state"] for doc in docs.values())
         totals = self.per_fault[fault.name]
@@ -316,6 +317,13 @@ class ChaosRun:
             self.reported_volumes.add((DAEMON, name))
             check.found("orphaned", None, f"volume {name} on {DAEMON}: no job made it")
         self.volumes &= volumes
+
+    def _clear_daemon(self, target: Target) -> None:
+        """Once checked, the libvirtd-served hypervisor's VMs and volumes go, so that a long
+        run never fills its small test driver."""
+        target.daemon.clear()
+        self.made = {name: made for name, made in self.made.items() if made[0] != DAEMON}
+        self.volumes.clear()
 
     def _duplicates(self, check: TrialCheck) -> None:
         for name, ids in find_duplicate_jobs(self.records).items():
