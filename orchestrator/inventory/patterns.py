@@ -105,6 +105,9 @@ class _Matcher:
         return list(hosts)
 
     def _match_one(self, pattern: str) -> list[str]:
+        if pattern in ("&", "!"):
+            # ansible-core fails with an IndexError here.
+            raise _invalid(pattern, "'!' or '&' must be followed by a pattern")
         if pattern[0] in "&!":
             pattern = pattern[1:]
         if pattern not in self._cache:

@@ -87,8 +87,10 @@ def expand_host_range(line: str) -> list[str]:
             f"host range expands to {count} hosts, more than the {MAX_RANGE_HOSTS} one entry "
             "may hold"
         )
+    if not count:
+        return []  # one empty range empties the product, however large the others
     longest = sum(map(len, texts)) + sum(_longest(values, width) for values, width in ranges)
-    if count and longest > MAX_HOST_NAME_CHARS:
+    if longest > MAX_HOST_NAME_CHARS:
         raise RangeError(
             f"host range {_shown(line)} makes names longer than {MAX_HOST_NAME_CHARS} characters"
         )
@@ -150,8 +152,8 @@ def _count(values: range | str) -> int:
 
 
 def _longest(values: range | str, width: int) -> int:
-    if isinstance(values, str) or not values:
-        return 1 if values else 0
+    if isinstance(values, str):
+        return 1
     return max(width, len(str(values[0])), len(str(values[-1])))
 
 

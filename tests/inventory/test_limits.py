@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import InvalidInput
+from orchestrator.fleet.inventory_rules import MAX_INVENTORY_CHARS, parse_api_inventory
 from orchestrator.inventory import parse_inventory, select_hosts
 from orchestrator.inventory.limits import (
     MAX_ASSIGNMENTS,
@@ -89,6 +90,12 @@ def test_ranges_multiply_and_the_product_is_capped() -> None:
     assert "expands to 100000 hosts" in str(problem["detail"])
 
 
+def test_an_empty_range_beside_a_huge_one_names_no_host_at_once() -> None:
+    # Found by the property tests: the huge range was listed before the product was known.
+    inv = parse_inventory("[web]\nv[0:46035081][9:1]\nw1\n", "ini")
+    assert list(inv.hosts) == ["w1"]
+
+
 def test_more_hosts_than_the_cap_in_total_are_refused() -> None:
     problem = refusal("[a]\na[0:5999]\n[b]\nb[0:5999]\n")
     assert problem["detail"] == f"inv:4: more than {MAX_HOSTS} hosts in one inventory"
@@ -165,6 +172,13 @@ def test_a_regex_whose_program_would_be_huge_is_refused() -> None:
         select_hosts(NAMES, "~((a{100}){100}){100}")
 
 
+@pytest.mark.parametrize("pattern", ["!", "&", "web,!"])
+def test_a_bare_exclusion_or_intersection_is_refused(pattern: str) -> None:
+    # Found by the property tests: ansible-core itself fails with an IndexError here.
+    with pytest.raises(InvalidInput, match="must be followed by a pattern"):
+        select_hosts(NAMES, pattern)
+
+
 def test_a_pattern_longer_than_the_cap_is_refused() -> None:
     with pytest.raises(InvalidInput) as refused:
         select_hosts(NAMES, "web," * MAX_PATTERN_CHARS)
@@ -189,3 +203,18 @@ def test_an_inventory_as_large_as_a_request_body_is_read() -> None:
     assert len(inv.hosts) == 10_000 and len(inv.groups) == 102
     assert inv.host_vars("web-99-99.example.com")["ansible_host"] == "10.99.0.99"
     assert len(inv.select("g7:&~.*-9[0-9]\\.example\\.com")) == 10
+
+
+def test_the_largest_yaml_inventory_the_api_accepts_is_read() -> None:
+    hosts = [
+        f"        web-{n}.example.com: {{ansible_host: 10.0.{n // 256}.{n % 256}, rack: r{n % 7}}}"
+        for n in range(MAX_INVENTORY_CHARS // 70)
+    ]
+    text = "\n".join(["all:", "  children:", "    web:", "      hosts:", *hosts]) + "\n"
+    text = text[: text.rindex("\n", 0, MAX_INVENTORY_CHARS) + 1]
+
+    inv = parse_api_inventory(text, None, "inv")
+
+    assert inv.format == "yaml" and len(inv.hosts) == len(text.splitlines()) - 4 > 7000
+    with pytest.raises(InvalidInput, match="YAML aliases"):
+        parse_api_inventory(alias_bomb(), None, "inv")
