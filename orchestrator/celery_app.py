@@ -14,8 +14,14 @@ def create_celery(settings: Settings, name: str = "orchestrator") -> Celery:
     app = Celery(name)
     url = settings.resolved_redis_url
     # Redelivery of unacknowledged tasks is driven by the visibility timeout; Celery reads it
-    # from the broker's and the result backend's transport options, so both carry it.
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    # from the broker's and the result backend's transport options, so both carry it. Kombu
+    # looks for overdue messages every interval x throttle seconds (10 x 10 by default, so a
+    # dead worker's message could wait 100 s beyond its timeout): one cheap sweep per interval.
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 2)),
+        "unacked_restore_throttle": 1,
+    }
     app.conf.update(
         broker_url=url,
         result_backend=url,

@@ -195,6 +195,14 @@ def test_cancelling_the_parent_cancels_the_children_not_yet_done(fleet: Fleet) -
         ),
         "no slow-* domain is left",
     )
+    # And their room is given back: nothing stays claimed or counted as provisioning.
+    fleet.until(
+        lambda: all(
+            item["claims"]["memory_mib"] == 0 and item["claims"]["provisioning"] == 0
+            for item in fleet.user.hypervisors().values()
+        ),
+        "the cancelled children's claims are given back",
+    )
     again = fleet.user.request("POST", f"/v1/jobs/{parent_id}/cancel")
     assert again.status_code == 409
 
