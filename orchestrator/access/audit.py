@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +48,8 @@ def record_many(session: Session, entries: list[AuditRecord]) -> None:
 
 
 def _row(entry: AuditRecord) -> dict[str, Any]:
-    values = asdict(entry)
+    # A shallow copy: asdict() deep-copies every value, which cost as much as inserting the row.
+    values = dict(vars(entry))
     values.update(path=entry.path[:1024], reason=_clip(entry.reason, 255))
     return values
 
