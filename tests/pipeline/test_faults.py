@@ -282,3 +282,28 @@ def test_a_stalled_workers_attempt_is_replaced_and_its_later_writes_are_refused(
     requeued = next(e["seq"] for e in events if e["state"] == "queued" and e["attempt"] == 2)
     assert [e for e in events if e["seq"] > requeued and e["attempt"] == 1] == []
     assert stack.api.job(job["id"])["result"]["pid"] == other_pid
+
+
+def test_a_redis_restart_leaves_the_workers_serving_and_the_running_job_finishes(
+    make_stack,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    # A clean Redis stop and start on its AOF (an upgrade, a host reboot): the worker reconnects
+    # rather than exits, the job it was running ends as it would have, and new jobs run.
+    with running_redis(tmp_path / "redis") as server:
+        stack = make_stack({"hv-a": TEST_URI}, redis_url=redis_url(server))
+        worker = stack.workers["hv-a"]
+        job = stack.submit("ping", "hv-a", delay=4)
+        wait_for_state(stack, job["id"], "running")
+
+        server.stop()
+        time.sleep(1)
+        server.start()
+
+        assert stack.api.wait(job["id"], timeout=60)["state"] == "succeeded"
+        after = stack.run("ping", "hv-a")
+        assert after["state"] == "succeeded"
+        assert after["result"]["pid"] == worker.pid
+        assert worker.process is not None
+        log = worker.log_path.read_text()[-3000:]
+        assert worker.process.poll() is None, f"the worker exited:\n{log}"
