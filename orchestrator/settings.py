@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     hypervisor: str = Field("local", pattern=HYPERVISOR_NAME)
     libvirt_uri: str = "qemu:///system"
     worker_concurrency: int = Field(8, ge=1, le=256)
+    # libvirt's keepalive (virsh uses 5 and 6): a libvirtd that answers none of `count` probes
+    # sent `interval` seconds apart is taken as gone, and the call waiting on it fails.
+    libvirt_keepalive_interval: int = Field(5, ge=1, le=600)
+    libvirt_keepalive_count: int = Field(6, ge=1, le=100)
     cpu_mode: str = Field(
         "auto",
         description="Guest CPU of a domain whose job names none, in --cpu syntax: auto (the "

@@ -42,7 +42,10 @@ class WorkerRuntime:
         return cls(
             settings,
             LiveState.from_url(settings.resolved_redis_url),
-            LibvirtConnector(settings.libvirt_uri),
+            LibvirtConnector(
+                settings.libvirt_uri,
+                (settings.libvirt_keepalive_interval, settings.libvirt_keepalive_count),
+            ),
         )
 
 
