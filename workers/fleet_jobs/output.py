@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -37,7 +39,10 @@ class _HostOutput:
 
 
 class OutputEvents:
-    """Collects ``(host, stream, line)`` from executor threads; emits batched events."""
+    """Collects ``(host, stream, line)`` from executor threads into batches; a thread of its
+    own emits them. Reading a host's output never waits on an emit: with Redis frozen, events
+    retry for as long as it takes while the commands go on, and their lines wait here (at most
+    ``events_per_host`` batches per host, within ``job_cap_bytes``)."""
 
     def __init__(
         self,
@@ -54,8 +59,10 @@ class OutputEvents:
         self._flush_seconds = flush_seconds
         self._job_budget = OutputBudget(job_cap_bytes)
         self._hosts: dict[str, _HostOutput] = {}
-        # One lock for buffers and emitting keeps each host's events in output order.
-        self._lock = threading.Lock()
+        self._ready: deque[tuple[str, str, dict[str, Any]]] = deque()  # sealed, in order
+        self._lock = threading.Lock()  # buffers and the ready queue; never held while emitting
+        self._sending = threading.Lock()  # one sender at a time keeps the ready order
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="fleet-output", daemon=True)
 
@@ -72,7 +79,7 @@ class OutputEvents:
         self.close()
 
     def line(self, host: str, stream: str, text: str) -> None:
-        """The executor's ``on_output`` callback."""
+        """The executor's ``on_output`` callback: buffers only, so it returns at once."""
         text = text if len(text) <= CHARS_PER_LINE else text[:CHARS_PER_LINE] + " [line cut]"
         with self._lock:
             state = self._hosts.setdefault(host, _HostOutput())
@@ -83,17 +90,20 @@ class OutputEvents:
             state.pending_bytes += len(text) + 1
             full = len(state.pending[stream]) >= self._lines_per_event
             if full or state.pending_bytes >= BYTES_PER_EVENT:
-                self._flush_host(host, state)
+                self._seal(host, state)
+                self._wake.set()
 
     def flush(self) -> None:
-        """Emit every pending batch now."""
+        """Seal every pending batch and emit all that are sealed."""
         with self._lock:
             for host, state in self._hosts.items():
-                self._flush_host(host, state)
+                self._seal(host, state)
+        self._send_ready()
 
     def close(self) -> None:
         """Stop the ticker, emit what is pending and say which hosts went past the cap."""
         self._stop.set()
+        self._wake.set()
         if self._ticker.is_alive():
             self._ticker.join()
         self.flush()
@@ -114,16 +124,29 @@ class OutputEvents:
                     {"output_lines_dropped": state.dropped},
                 )
 
-    def _flush_host(self, host: str, state: _HostOutput) -> None:
+    def _seal(self, host: str, state: _HostOutput) -> None:
+        """Move the host's pending lines into the ready queue (the lock is held)."""
         for stream, lines in state.pending.items():
             message = "\n".join(lines)
             if lines and state.events < self._events_per_host and self._fits(message):
                 state.events += 1
-                self._emit(host, message, {"stream": stream, "lines": len(lines)})
+                self._ready.append((host, message, {"stream": stream, "lines": len(lines)}))
             elif lines:
                 state.dropped += len(lines)
         state.pending = {}
         state.pending_bytes = 0
+
+    def _send_ready(self) -> None:
+        # An event leaves the queue once emitted: if the emit fails, the next flush sends it.
+        with self._sending:
+            while True:
+                with self._lock:
+                    if not self._ready:
+                        return
+                    host, message, data = self._ready[0]
+                self._emit(host, message, data)
+                with self._lock:
+                    self._ready.popleft()
 
     def _fits(self, message: str) -> bool:
         """Whether the job's events may still carry ``message`` (claimed if so)."""
@@ -135,8 +158,16 @@ class OutputEvents:
         return True
 
     def _tick(self) -> None:
-        while not self._stop.wait(self._flush_seconds):
+        # Full batches go at once; partial ones every flush_seconds.
+        next_flush = time.monotonic() + self._flush_seconds
+        while not self._stop.is_set():
+            self._wake.wait(max(0.0, next_flush - time.monotonic()))
+            self._wake.clear()
             try:
-                self.flush()
+                if time.monotonic() >= next_flush:
+                    next_flush = time.monotonic() + self._flush_seconds
+                    self.flush()
+                else:
+                    self._send_ready()
             except Exception:  # Redis may blip; the next tick or close() sends the lines
                 log.exception("could not emit fleet output events")
