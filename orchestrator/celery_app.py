@@ -31,7 +31,12 @@ def create_celery(settings: Settings, name: str = "orchestrator") -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_track_started=True,
+        # A job's state and result live in Redis under the job (orchestrator.jobs.livestate)
+        # and in SQL; Celery's result backend would keep a second copy of every result for a
+        # day, and its "started" write, made before the job runs, fails the task unrun when
+        # Redis blips at that moment, with its message acknowledged: the job stays queued.
+        task_ignore_result=True,
+        task_track_started=False,
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_time_limit,
         task_serializer="json",

@@ -53,6 +53,10 @@ def test_a_ping_goes_pending_queued_running_succeeded_with_ordered_events(
             select(JobEvent.seq).where(JobEvent.job_id == job["id"]).order_by(JobEvent.seq)
         ).all()
     assert list(stored) == [e["seq"] for e in events]
+    # The result lives in the job's record only: Celery's result backend is not written (no
+    # second copy kept a day in Redis, and no write before the job starts that a Redis blip
+    # could fail, leaving the job queued forever with its message gone).
+    assert list(stack.live.redis.scan_iter("celery-task-meta-*")) == []
 
 
 def test_post_with_wait_answers_once_the_job_finished(two_hypervisors: RunningStack) -> None:
