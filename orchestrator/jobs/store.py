@@ -29,6 +29,18 @@ class NewJob:
     submitter: str
     idempotency_key: str | None = None
     rerun_on_loss: bool = False
+    # Placement chose ``hypervisor``: a retry of the request may be placed elsewhere, so the
+    # hypervisor is no part of what makes it the same request.
+    placed: bool = False
+
+
+def repeated_request(session: Session, new: NewJob) -> Job | None:
+    """The earlier job with ``new``'s idempotency key, if any (a 422 if it was a different
+    request). Asked before placing, so that a retry neither claims room again nor is refused
+    for want of the room its first attempt took."""
+    if new.idempotency_key is None or (earlier := _by_idempotency_key(session, new)) is None:
+        return None
+    return _same_request(earlier, new)
 
 
 def create_job(session: Session, new: NewJob) -> tuple[Job, bool]:
@@ -323,7 +335,8 @@ def _by_idempotency_key(session: Session, new: NewJob) -> Job | None:
 
 
 def _same_request(earlier: Job, new: NewJob) -> Job:
-    if (earlier.kind, earlier.params, earlier.hypervisor) != (new.kind, new.params, new.hypervisor):
+    hypervisors_differ = not new.placed and earlier.hypervisor != new.hypervisor
+    if (earlier.kind, earlier.params) != (new.kind, new.params) or hypervisors_differ:
         raise InvalidInput(
             f"Idempotency-Key {new.idempotency_key!r} was used for a different request "
             f"(job {earlier.id})",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import redis
@@ -87,13 +88,25 @@ class Submitter:
         model = parse_params(kind, request.params)
         params = model.model_dump(mode="json")
         rerun = _rerun_on_loss(request, kind.safe_to_rerun)
-        if isinstance(model, ProvisionParams) and model.count is not None:
-            parent = jobstore.NewJob(kind.name, params, "", submitter, idempotency_key, rerun)
-            return self._submit_family(request, parent, model.members())
-        placement = self.placer.place(kind.name, model, request.hypervisor, request.placement)
+        counted = isinstance(model, ProvisionParams) and model.count is not None
         new = jobstore.NewJob(
-            kind.name, params, placement.hypervisor, submitter, idempotency_key, rerun
+            kind.name,
+            params,
+            # A count's parent runs nowhere; its children each have their hypervisor.
+            "" if counted else request.hypervisor or "",
+            submitter,
+            idempotency_key,
+            rerun,
+            placed=request.hypervisor is None,
         )
+        if idempotency_key is not None:
+            with self.sessions() as session:
+                if (earlier := jobstore.repeated_request(session, new)) is not None:
+                    return earlier, False
+        if isinstance(model, ProvisionParams) and counted:
+            return self._submit_family(request, new, model.members())
+        placement = self.placer.place(kind.name, model, request.hypervisor, request.placement)
+        new = replace(new, hypervisor=placement.hypervisor)
         with self.sessions() as session:
             try:
                 job, created = jobstore.create_job(session, new)

@@ -95,6 +95,48 @@ def test_bad_count_requests_name_the_field_and_store_nothing(fleet: Fleet) -> No
     assert fleet.user.request("GET", "/v1/jobs").json()["items"] == []
 
 
+def test_a_retried_count_returns_the_first_request_even_when_it_took_the_last_room(
+    fleet: Fleet,
+) -> None:
+    # A CI job whose connection dropped after the POST sends it again with the same key: the
+    # fleet is full with the first request's own VMs, yet the retry is that request, not a 409.
+    body = provision_body("full-{index}", 4, memory_mib=4096)
+    key = {"Idempotency-Key": "retried-count"}
+    first = fleet.user.request("POST", "/v1/jobs", json=body, headers=key)
+    assert first.status_code == 202, first.text
+
+    again = fleet.user.request("POST", "/v1/jobs", json=body, headers=key)
+
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    claimed = {
+        name: item["claims"]["memory_mib"] for name, item in fleet.user.hypervisors().items()
+    }
+    assert sum(claimed.values()) == 4 * 4096  # the first request's claims, nothing more
+    done = fleet.user.wait_job(first.json()["id"])
+    assert done["state"] == "succeeded", done["error"]
+    for kid in children(fleet, done["id"]):  # the room goes back for the tests that follow
+        for kind, params in (("domain.destroy", {}), ("domain.undefine", {"remove_storage": True})):
+            body = {
+                "kind": kind,
+                "hypervisor": kid["hypervisor"],
+                "params": {"name": kid["params"]["name"], **params},
+            }
+            ended = fleet.user.wait_job(fleet.user.post_job(body).json()["id"])
+            assert ended["state"] == "succeeded", ended["error"]
+    fleet.until(
+        lambda: all(
+            item["claims"]["memory_mib"] == 0
+            and not any(
+                d["name"].startswith("full-") for d in (item["capacity"] or {}).get("domains") or []
+            )
+            for item in fleet.user.hypervisors().values()
+        ),
+        "the removed VMs are gone and their room is given back",
+        timeout=20,
+    )
+
+
 def test_count_twenty_lands_twenty_domains_that_libvirt_reports(fleet: Fleet) -> None:
     accepted = fleet.user.post_job(provision_body("web-{index:02d}", 20))
     assert accepted.status_code == 202, accepted.text
