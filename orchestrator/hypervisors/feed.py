@@ -104,13 +104,14 @@ class RegistryFeed:
         finished = claim.finished_at or now
         if now - finished > SUCCEEDED_GRACE_SECONDS:
             return True
+        # A capacity read that began after the job ended counts the domain's room, or shows
+        # that the domain is gone again (removed right after it was made).
+        read_at = beat.get("capacity_at")
+        interval = self.settings.heartbeat_interval
+        if isinstance(read_at, int | float) and read_at > finished + interval:
+            return True
         names = _domain_names(beat)
-        if claim.domain is None or names is None:
-            # Nothing to look for: a capacity read that began after the job ended shows it.
-            read_at = beat.get("capacity_at")
-            interval = self.settings.heartbeat_interval
-            return isinstance(read_at, int | float) and read_at > finished + interval
-        return claim.domain in names
+        return claim.domain is not None and names is not None and claim.domain in names
 
     def _job_states(self, job_ids: list[str]) -> dict[str, JobState | None]:
         """Each job's live state, else its SQL state, else None (no such job)."""
