@@ -15,14 +15,6 @@ from tests.support.sshd import SshdFleet
 
 
 @pytest.mark.timeout(900)  # about two minutes when all is well; the bound only stops a hang
-@pytest.mark.xfail(
-    reason="two product defects this suite found are not fixed yet: a Redis restart ends each "
-    "worker with exit code 0 (Celery/kombu 5.7 connection-loss handling: AttributeError "
-    "'NoneType' object has no attribute 'hostname'), and after libvirtd restarts a worker "
-    "thread's first libvirt call fails the job (LibvirtConnector trusts isAlive() on a dead "
-    "connection). Remove this mark with the fixes.",
-    strict=False,
-)
 def test_under_every_fault_each_job_ends_once_with_its_reason_and_every_record_agrees(
     fleet: SshdFleet, tmp_path: Path
 ) -> None:
