@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import requests
 from sqlalchemy import func, select
 
 from orchestrator.jobs.lifecycle import JobState
+from orchestrator.jobs.livestate import GLOBAL_EVENTS, RECORDER_GROUP
 from orchestrator.local.processes import ServiceProcess
 from orchestrator.models import Job, JobEvent, OutboxEntry
 from tests.support.services import RunningStack, redis_url, running_redis
@@ -126,14 +129,22 @@ def test_two_workers_on_one_hypervisor_keep_their_own_jobs_alive_and_only_those(
         assert [job["state"] for job in done] == ["succeeded"] * 8
         served |= {job["result"]["pid"] for job in done}
 
-    long = stack.api.submit({**body, "params": {"delay": 30}})
-    running = wait_for_state(stack, long["id"], "running")
-    runner_pid = int(running["worker"].rsplit(":", 1)[1])
-    workers[runner_pid].kill(signal.SIGKILL)
+    # Eight long jobs: four on each worker (each holds at most four), all running at once.
+    long = [stack.api.submit({**body, "params": {"delay": 8}}) for _ in range(8)]
+    running = [wait_for_state(stack, job["id"], "running") for job in long]
+    runner = {job["id"]: int(job["worker"].rsplit(":", 1)[1]) for job in running}
+    assert sorted(Counter(runner.values()).values()) == [4, 4]
+    killed_pid = next(iter(workers))
+    workers[killed_pid].kill(signal.SIGKILL)
 
-    lost = stack.api.wait(long["id"], timeout=20)
-    assert lost["state"] == "lost"
-    assert "stopped or restarted during the job" in lost["error"]["detail"]
+    done = {job["id"]: stack.api.wait(job["id"], timeout=30) for job in long}
+    for job_id, job in done.items():
+        if runner[job_id] == killed_pid:
+            assert job["state"] == "lost"
+            assert "stopped or restarted during the job" in job["error"]["detail"]
+        else:  # the surviving worker's jobs were never taken for lost
+            assert (job["state"], job["attempt"]) == ("succeeded", 1), job["error"]
+            assert job["result"]["pid"] == runner[job_id]
 
 
 def test_a_job_posted_while_redis_is_down_is_published_once_redis_is_back(
@@ -188,6 +199,40 @@ def test_restarting_the_recorder_loses_no_event(make_stack) -> None:  # type: ig
             ).all()
             assert list(seqs) == [1, 2, 3], (job["id"], seqs)
     assert len(counts) == 40
+
+
+def test_a_recorder_killed_between_reading_events_and_acknowledging_them_replays_them(
+    make_stack,  # type: ignore[no-untyped-def]
+) -> None:
+    stack = make_stack({"hv-a": TEST_URI})
+    recorder = stack.service("recorder")
+    recorder.kill(signal.SIGKILL)
+    recorder.process.wait()  # type: ignore[union-attr]
+    jobs = [stack.submit("ping", "hv-a") for _ in range(10)]
+    assert {stack.api.wait(job["id"], timeout=60)["state"] for job in jobs} == {"succeeded"}
+    # What the killed recorder would have left: every event delivered to it, none acknowledged
+    # (read as its consumer, by the name it reads under).
+    redis = stack.live.redis
+    consumer = f"{socket.gethostname()}-recorder"
+    read = redis.xreadgroup(RECORDER_GROUP, consumer, {GLOBAL_EVENTS: ">"})
+    delivered = len(read[0][1])
+    assert delivered >= 30  # queued, running, succeeded per job
+    assert redis.xpending(GLOBAL_EVENTS, RECORDER_GROUP)["pending"] == delivered
+
+    stack.restart("recorder")
+
+    for job in jobs:
+        stack.wait_recorded(job["id"], "succeeded", timeout=30)
+    with stack.session() as session:
+        for job in jobs:
+            seqs = session.scalars(
+                select(JobEvent.seq).where(JobEvent.job_id == job["id"]).order_by(JobEvent.seq)
+            ).all()
+            assert list(seqs) == [1, 2, 3], (job["id"], seqs)
+    deadline = time.monotonic() + 10
+    while redis.xpending(GLOBAL_EVENTS, RECORDER_GROUP)["pending"]:
+        assert time.monotonic() < deadline, "the replayed entries were never acknowledged"
+        time.sleep(0.1)
 
 
 def test_a_vm_that_needs_placing_while_redis_is_down_is_a_503_and_stores_nothing(

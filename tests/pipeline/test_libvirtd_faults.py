@@ -77,3 +77,30 @@ def test_a_frozen_libvirtd_fails_the_waiting_job_within_the_keepalive_bound(
     assert waited < 30
     # Once libvirtd answers again, so does the hypervisor.
     assert create_volume(stack, "thawed.qcow2")["state"] == "succeeded"
+
+
+def test_a_capacity_read_stuck_on_libvirtd_does_not_make_a_busy_worker_look_dead(
+    make_stack,  # type: ignore[no-untyped-def]
+    daemon: DaemonHypervisor,
+) -> None:
+    # The heartbeat's libvirt read blocks while libvirtd is frozen, for several liveness
+    # periods (1.5 s TTL, 1 s grace); the beat itself goes on, so the job it runs is not lost.
+    stack = make_stack({HV: daemon.uri})
+    job = stack.submit("ping", HV, delay=6)
+    while stack.api.job(job["id"])["state"] != "running":
+        time.sleep(0.05)
+    pid = daemon.session.process.pid
+    assert pid is not None
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            beats = {item["name"]: item for item in stack.api.get("/v1/hypervisors")["items"]}
+            assert beats[HV]["alive"], "the hypervisor was taken for dead"
+            time.sleep(0.2)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    done = stack.api.wait(job["id"], timeout=30)
+    assert (done["state"], done["attempt"]) == ("succeeded", 1)
