@@ -9,6 +9,7 @@ import secrets
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -114,8 +115,16 @@ class LocalStack:
         Supervisor(self.services, report).run(stop)
 
     def stop(self) -> None:
-        while self.services:
-            self.services.pop().stop()
+        """Stop the services all at once, each in its own warm shutdown, then Redis: the
+        workers and the recorder still write to it while they stop."""
+        services, self.services = self.services, []
+        last = [service for service in services if service.name == "redis"]
+        first = [service for service in services if service.name != "redis"]
+        if first:
+            with ThreadPoolExecutor(len(first)) as pool:
+                list(pool.map(ServiceProcess.stop, first))
+        for service in last:
+            service.stop()
 
     @property
     def flower_url(self) -> str:
