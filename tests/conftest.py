@@ -28,6 +28,16 @@ SERVICE_FIXTURES = frozenset(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cpu_probe_records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where test stacks share what their workers learned about the guest CPU modes."""
+    from tests.support import services
+
+    services.CPU_PROBE_RECORDS = tmp_path_factory.mktemp("cpu-probe-records")
+    yield services.CPU_PROBE_RECORDS
+    services.CPU_PROBE_RECORDS = None
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

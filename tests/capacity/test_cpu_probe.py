@@ -85,7 +85,7 @@ def test_a_recorded_outcome_is_read_back_and_one_for_another_version_is_not(
 def test_a_restarted_worker_reports_what_it_learned_without_probing_again(
     make_stack: Any, qemu_uri: str
 ) -> None:
-    stack: RunningStack = make_stack({QEMU_HV: qemu_uri}, **SLOW_LIVENESS)
+    stack: RunningStack = make_stack({QEMU_HV: qemu_uri}, reuse_cpu_probe=False, **SLOW_LIVENESS)
     first = stack.api.get(f"/v1/hypervisors/{QEMU_HV}")
     assert first["cpu_probe"]["cached"] is False
     assert first["cpu_modes"] and first["cpu_mode"] == first["cpu_probe"]["boots"][0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from orchestrator.local.processes import ServiceProcess, free_port, redis_server
 from orchestrator.local.stack import LocalStack
 from orchestrator.models import Job
 from orchestrator.settings import Settings
+from workers.domains.cpu_probe import RECORDS_DIR
 
 # Fast liveness for tests: a killed worker is noticed within about two seconds.
 FAST_LIVENESS = {
@@ -114,9 +116,21 @@ class RunningStack:
         return self.api.wait(self.submit(kind, hypervisor, **params)["id"], timeout=120)
 
 
+# Which guest CPU modes boot here is learned once per test session rather than by every stack
+# (a worker probes with tiny domains, seconds on a real libvirtd, unless its var dir holds the
+# answer): tests/conftest.py points this at a session directory, and each stack starts with what
+# an earlier one recorded there.
+CPU_PROBE_RECORDS: Path | None = None
+
+
 @contextmanager
 def test_stack(
-    tmp: Path, redis_server_url: str, hypervisors: dict[str, str], **overrides: Any
+    tmp: Path,
+    redis_server_url: str,
+    hypervisors: dict[str, str],
+    *,
+    reuse_cpu_probe: bool = True,
+    **overrides: Any,
 ) -> Iterator[RunningStack]:
     client = redis.Redis.from_url(redis_server_url)
     client.flushall()
@@ -131,9 +145,14 @@ def test_stack(
     }
     settings = Settings(**{**defaults, **overrides})
     stack = RunningStack(settings, LocalStack(settings, flower=False))
+    records = settings.var_dir / RECORDS_DIR
+    if reuse_cpu_probe and CPU_PROBE_RECORDS is not None:
+        shutil.copytree(CPU_PROBE_RECORDS, records, dirs_exist_ok=True)
     try:
         stack.start_api_and_recorder()
         stack.add_workers(hypervisors)
+        if reuse_cpu_probe and CPU_PROBE_RECORDS is not None and records.is_dir():
+            shutil.copytree(records, CPU_PROBE_RECORDS, dirs_exist_ok=True)
         yield stack
     except BaseException:
         _print_logs(stack)

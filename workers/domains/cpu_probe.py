@@ -37,7 +37,7 @@ AUTO = "auto"
 PROBE_PREFIX = "orch-cpu-probe-"
 _PROBE_MEMORY_KIB = 16 * 1024
 _RUN_TIMEOUT = 10.0
-_CACHE_DIR = "cpu-modes"
+RECORDS_DIR = "cpu-modes"  # under the var dir: one JSON file per libvirt, qemu and host CPU
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z ")
 
 
@@ -100,7 +100,7 @@ def learn_cpu_modes(
     """The modes recorded for this hypervisor in ``var_dir``, else probed (and recorded when
     any candidate booted: a host where none does may be failing for another reason)."""
     key = probe_key(conn, domain_type, arch)
-    path = var_dir / _CACHE_DIR / f"{hashlib.sha256(_canonical(key)).hexdigest()[:24]}.json"
+    path = var_dir / RECORDS_DIR / f"{hashlib.sha256(_canonical(key)).hexdigest()[:24]}.json"
     recorded = _read_recorded(path, key)
     if recorded is not None:
         return recorded
