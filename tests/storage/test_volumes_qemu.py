@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from orchestrator.storage.names import partial_name
 from tests.storage.conftest import DirPool, WorkerJobs, new_job_id
 from tests.storage.dirwatch import DirectoryWatch
 from workers.runner import run_attempt
+from workers.storage.upload import file_sha256, opened_source, prepare_upload
 
 pytestmark = pytest.mark.libvirtd
 
@@ -196,6 +198,37 @@ def test_upload_with_a_wrong_checksum_leaves_nothing(
     assert pool_files(dir_pool) == []
     assert libvirt_volumes(dir_pool) == []
     assert qemu_jobs.run("volume.list", {"pool": dir_pool.name})["volumes"] == []
+
+
+def test_an_upload_reads_the_file_it_checked_even_if_a_directory_is_swapped_for_a_link(
+    image: tuple[Path, str], tmp_path: Path
+) -> None:
+    # Whoever may write in an allowed directory swaps a directory on the source's path for a
+    # symlink to a secret between the check and the read: the import still reads what it checked.
+    source, digest = image
+    allowed = tmp_path / "allowed"
+    (allowed / "images").mkdir(parents=True)
+    checked = allowed / "images" / "disk.qcow2"
+    shutil.copy(source, checked)
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "disk.qcow2").write_bytes(b"root's secret")
+
+    with opened_source(str(checked), [allowed]) as held:
+        (allowed / "images").rename(allowed / "moved")
+        (allowed / "images").symlink_to(secret)
+        assert file_sha256(held.path) == digest
+        assert prepare_upload(held, None).format == "qcow2"
+
+
+def test_an_upload_source_that_is_a_fifo_is_refused_without_waiting_for_a_writer(
+    qemu_jobs: WorkerJobs, dir_pool: DirPool, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "pipe.img"
+    os.mkfifo(fifo)
+    params = {"pool": dir_pool.name, "name": "p.img", "source_path": str(fifo), "sha256": "0" * 64}
+    qemu_jobs.fail("volume.upload", params, "invalid-input", "is not a regular file")
+    assert pool_files(dir_pool) == []
 
 
 def test_upload_refuses_images_that_point_at_other_files(

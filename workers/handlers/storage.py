@@ -57,7 +57,7 @@ from workers.storage.pools import (
 from workers.storage.spool import spooled_content
 from workers.storage.upload import (
     UploadFile,
-    check_source_allowed,
+    opened_source,
     prepare_upload,
     upload_existing_matches,
     write_upload,
@@ -240,9 +240,15 @@ def volume_delete(ctx: JobContext, params: VolumeDeleteParams) -> dict[str, Any]
 
 @handles(VolumeUploadParams)
 def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]:
-    source = None
-    if params.source_path is not None:
-        source = check_source_allowed(params.source_path, ctx.settings.allowed_upload_dirs)
+    if params.source_path is None:
+        return _upload(ctx, params, None)
+    with opened_source(params.source_path, ctx.settings.allowed_upload_dirs) as source:
+        return _upload(ctx, params, source)
+
+
+def _upload(
+    ctx: JobContext, params: VolumeUploadParams, source: UploadFile | None
+) -> dict[str, Any]:
     pool, name, _ = _confined_target(ctx, params)
     require_active(pool)
     directory = local_pool_dir(ctx.libvirt, pool)
@@ -259,8 +265,7 @@ def volume_upload(ctx: JobContext, params: VolumeUploadParams) -> dict[str, Any]
         with spooled_content(ctx, params.sha256, params.content_length) as path:
             return _import(ctx, params, pool, name, directory, UploadFile.sent_content(path))
     assert source is not None  # the parameters require one source
-    file = UploadFile.source_path(source)
-    return _import(ctx, params, pool, name, directory, file)
+    return _import(ctx, params, pool, name, directory, source)
 
 
 def _import(

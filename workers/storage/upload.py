@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,23 +100,48 @@ class UploadSource:
 
 
 def check_source_allowed(path: str, allowed: list[Path]) -> str:
-    """``path`` with symlinks resolved, which the import must then read (not ``path``, whose
-    links could be changed after this check); InvalidInput unless it lies inside one of
-    ``allowed``, Forbidden when it is in a system directory whatever ``allowed`` says.
+    """``path`` with symlinks resolved; InvalidInput unless it lies inside one of ``allowed``,
+    Forbidden when it is in a system directory whatever ``allowed`` says.
 
     Without this, anyone who may submit jobs could import any file of the hypervisor (its
     /etc/shadow, another VM's disk) into a volume and attach it to a VM of theirs.
     """
     real = Path(os.path.realpath(path))
-    refuse_system_path("params.source_path", path, str(real))
-    if not any(real.is_relative_to(directory) for directory in allowed):
+    _refuse_outside(path, str(real), allowed)
+    return str(real)
+
+
+def _refuse_outside(path: str, real: str, allowed: list[Path]) -> None:
+    refuse_system_path("params.source_path", path, real)
+    if not any(Path(real).is_relative_to(directory) for directory in allowed):
         listed = ", ".join(str(directory) for directory in allowed)
         raise InvalidInput.of(
             "params.source_path",
             f"{path} is outside the directories uploads may come from ({listed}); the "
             "worker's ORCH_UPLOAD_SOURCE_DIRS lists them",
         )
-    return str(real)
+
+
+@contextlib.contextmanager
+def opened_source(path: str, allowed: list[Path]) -> Iterator[UploadFile]:
+    """The source file held open from its check to the end of the import, read through that
+    descriptor only. Checking a path and then reading it would let whoever may write in an
+    allowed directory swap a directory on the way for a symlink to /etc in between; the file
+    the descriptor holds is where the kernel says it is, and that is what is checked."""
+    real = check_source_allowed(path, allowed)
+    try:
+        # No blocking on a FIFO, no following a link swapped in as the last component.
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InvalidInput.of("params.source_path", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        held = f"/proc/{os.getpid()}/fd/{fd}"  # qemu-img, run as the same user, opens it too
+        _refuse_outside(path, os.readlink(held), allowed)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidInput.of("params.source_path", f"{path} is not a regular file")
+        yield UploadFile(held, real, "params.source_path")
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -126,10 +152,6 @@ class UploadFile:
     path: str
     label: str
     field: str
-
-    @classmethod
-    def source_path(cls, path: str) -> UploadFile:
-        return cls(path, path, "params.source_path")
 
     @classmethod
     def sent_content(cls, spooled: str) -> UploadFile:
