@@ -8,6 +8,7 @@ rule that was broken, which pydantic reports under the field's name.
 
 from __future__ import annotations
 
+import os
 import re
 
 NAME_MAX = 64
@@ -49,13 +50,18 @@ def check_identifier(value: str, what: str) -> str:
 
 
 def check_absolute_path(value: str, what: str = "path") -> str:
-    """An absolute file path without control characters or ``..`` components."""
+    """An absolute, normalized file path without control characters or ``..`` components."""
     if not value.startswith("/"):
         raise ValueError(f"{what} must be an absolute path")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError(f"{what} must not contain control characters")
     if ".." in value.split("/"):
         raise ValueError(f"{what} must not contain '..' components")
+    # As the storage rules: the path a job records is the one libvirt and the checks use.
+    if os.path.normpath(value) != value or value.startswith("//"):
+        raise ValueError(
+            f"{what} must be normalized (no '.', '//' or trailing '/'): {os.path.normpath(value)}"
+        )
     if len(value) > 4096:
         raise ValueError(f"{what} must be at most 4096 characters")
     return value
