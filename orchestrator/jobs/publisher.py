@@ -56,7 +56,9 @@ class TaskPublisher:
             reply_to=self.celery.thread_oid,
             # Flower (and Celery's events) show this name instead of the one task every job runs.
             shadow=task_title(kind, hypervisor, params),
-            ignore_result=None,  # as send_task leaves it: the task's own setting decides
+            # The job's result lives in its own records (orchestrator.celery_app): a header
+            # saying False would make the worker store it in Celery's backend all the same.
+            ignore_result=True,
         )
         delivery = (
             queue,

@@ -87,7 +87,7 @@ def test_spread_takes_the_most_free_memory_and_pack_the_least_and_libvirt_shows_
     )
     assert listed["hv-c"]["allocated"]["memory_mib"] == 1024
     assert listed["hv-c"]["allocated"]["vcpus"] == 1
-    assert "pack-1" in _domains(fleet.until(lambda: fleet.user.hypervisors()["hv-b"], "hv-b"))
+    fleet.until(lambda: "pack-1" in _domains(fleet.user.hypervisors()["hv-b"]), "hv-b lists pack-1")
 
 
 def test_when_nothing_fits_the_409_names_each_filter_and_the_closest_host(fleet: Fleet) -> None:

@@ -44,6 +44,7 @@ def test_the_pushed_message_is_the_one_celery_send_task_pushes(
             producer=producer,
             retry=False,
             shadow="ping @ publisher-test",
+            ignore_result=True,
         )
     TaskPublisher(celery, LiveState(client)).publish(
         job_id="job-1", attempt=1, kind="ping", hypervisor="publisher-test", params=args[3]
