@@ -116,6 +116,11 @@ def submitter_name() -> str:
     return request.headers.get("X-Submitter", "anonymous")[:128]
 
 
+def acts_on_any_domain() -> bool:
+    """Whether the caller may act on domains other tokens' jobs made: tokens off, or admin."""
+    return not tokens_on() or ADMIN in authenticate().scopes
+
+
 def check_owner(submitter: str, action: str) -> None:
     """Forbidden unless the token submitted the job or holds ``admin`` (tokens on)."""
     if not tokens_on():

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
 from api.audit import note_job
-from api.auth import check_owner, check_scope, requires, submitter_name
+from api.auth import acts_on_any_domain, check_owner, check_scope, requires, submitter_name
 from api.event_stream import event_stream, resume_point, wants_stream
 from api.fleet import admit_fleet_job
 from api.requests import float_arg, idempotency_key, int_arg, json_body
@@ -45,7 +45,9 @@ def submit() -> tuple[Response, int, dict[str, str]]:
     wait = float_arg("wait", 0.0, maximum=MAX_WAIT_SECONDS)
     # Idempotency keys are unique per submitter, so per token when tokens are on.
     key = idempotency_key()
-    job, created = services().submitter.submit(job_request, submitter_name(), key)
+    job, created = services().submitter.submit(
+        job_request, submitter_name(), key, own_domains_only=not acts_on_any_domain()
+    )
     note_job(job.id, job.kind)
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if wait:

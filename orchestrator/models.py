@@ -51,8 +51,14 @@ class Job(Base):
     parent_id: Mapped[str | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE", name="fk_jobs_parent_id"), index=True
     )
+    # The domain a domain.* or vm.provision job makes or acts on: whose job made a domain is
+    # whose it is (orchestrator.access.domain_owners).
+    domain: Mapped[str | None] = mapped_column(String(255))
 
-    __table_args__ = (UniqueConstraint("submitter", "idempotency_key", name="uq_jobs_idempotency"),)
+    __table_args__ = (
+        UniqueConstraint("submitter", "idempotency_key", name="uq_jobs_idempotency"),
+        Index("ix_jobs_hypervisor_domain", "hypervisor", "domain"),
+    )
 
 
 class JobEvent(Base):

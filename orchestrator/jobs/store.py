@@ -32,6 +32,8 @@ class NewJob:
     # Placement chose ``hypervisor``: a retry of the request may be placed elsewhere, so the
     # hypervisor is no part of what makes it the same request.
     placed: bool = False
+    # The domain the job makes or acts on (orchestrator.access.domain_owners.domain_of).
+    domain: str | None = None
 
 
 def repeated_request(session: Session, new: NewJob) -> Job | None:
@@ -100,6 +102,7 @@ def _new_row(new: NewJob, now: datetime, parent_id: str | None) -> Job:
         updated_at=now,
         last_seq=0,
         parent_id=parent_id,
+        domain=new.domain,
     )
 
 

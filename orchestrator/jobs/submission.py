@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,7 @@ from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator.access.domain_owners import check_domain_owner, domain_of
 from orchestrator.domains.dryrun import DRY_RUN_KINDS, dry_run_job
 from orchestrator.errors import InvalidInput
 from orchestrator.hypervisors.demand import PlacementHints, hints_json_schema, needs_resources
@@ -81,9 +83,16 @@ class Submitter:
         self.placer = Placer(sessions, live, settings.hypervisor, settings.placement_policy())
 
     def submit(
-        self, request: JobRequest, submitter: str, idempotency_key: str | None = None
+        self,
+        request: JobRequest,
+        submitter: str,
+        idempotency_key: str | None = None,
+        *,
+        own_domains_only: bool = False,
     ) -> tuple[Job, bool]:
-        """Store and publish the job; returns (job, created). Nothing is stored on bad input."""
+        """Store and publish the job; returns (job, created). Nothing is stored on bad input.
+        With ``own_domains_only`` (a token without ``admin``), a job that makes or acts on a
+        domain is refused unless the domain is the submitter's or its name is free."""
         kind = get_kind(request.kind)
         model = parse_params(kind, request.params)
         params = model.model_dump(mode="json")
@@ -98,17 +107,21 @@ class Submitter:
             idempotency_key,
             rerun,
             placed=request.hypervisor is None,
+            domain=domain_of(kind.name, params),
         )
+        owner_check = self._owner_check if own_domains_only else None
         if idempotency_key is not None:
             with self.sessions() as session:
                 if (earlier := jobstore.repeated_request(session, new)) is not None:
                     return earlier, False
         if isinstance(model, ProvisionParams) and counted:
-            return self._submit_family(request, new, model.members())
+            return self._submit_family(request, new, model.members(), owner_check)
         placement = self.placer.place(kind.name, model, request.hypervisor, request.placement)
         new = replace(new, hypervisor=placement.hypervisor)
         with self.sessions() as session:
             try:
+                if owner_check is not None:
+                    owner_check(session, [new])
                 job, created = jobstore.create_job(session, new)
             except BaseException:
                 _settle_claim(self.placer, placement, None)
@@ -119,8 +132,19 @@ class Submitter:
                 self._publish(session, job, describe(placement))
         return job, created
 
+    def _owner_check(self, session: Session, jobs: list[jobstore.NewJob]) -> None:
+        for new in jobs:
+            if new.domain is not None:
+                check_domain_owner(
+                    session, self.live.state, new.kind, new.hypervisor, new.domain, new.submitter
+                )
+
     def _submit_family(
-        self, request: JobRequest, parent: jobstore.NewJob, members: list[ProvisionParams]
+        self,
+        request: JobRequest,
+        parent: jobstore.NewJob,
+        members: list[ProvisionParams],
+        owner_check: Callable[[Session, list[jobstore.NewJob]], None] | None,
     ) -> tuple[Job, bool]:
         """A count request: every member placed and claimed (all or none), then the parent and
         its children stored in one transaction, then the children published."""
@@ -132,11 +156,14 @@ class Submitter:
                 placement.hypervisor,
                 parent.submitter,
                 rerun_on_loss=parent.rerun_on_loss,
+                domain=member.name,
             )
             for member, placement in zip(members, placements, strict=True)
         ]
         with self.sessions() as session:
             try:
+                if owner_check is not None:
+                    owner_check(session, children)
                 job, child_jobs, created = jobstore.create_family(session, parent, children)
             except BaseException:
                 _release_all(self.placer, placements)
