@@ -192,10 +192,16 @@ def _withdraw_or_stop(session: Session, job: Job, family: Family | None) -> bool
     state = JobState(doc["state"])
     if state.is_terminal:
         return False
+    # The stop request goes first: a worker that claims the job between the read above and
+    # the withdrawal below finds it at its first check, and the withdrawal is then refused.
+    svc.live.request_cancel(job.id)
     if state is JobState.RUNNING:
-        svc.live.request_cancel(job.id)
         return True
-    svc.live.finish(job.id, doc["attempt"], JobState.CANCELLED, "cancelled", family=family)
+    withdrawn = svc.live.finish(
+        job.id, doc["attempt"], JobState.CANCELLED, "cancelled", family=family
+    )
+    if withdrawn.seq is None and withdrawn.current_state == JobState.RUNNING.value:
+        return True  # it started meanwhile: it stops instead
     jobstore.cancel_pending(session, job.id)
     return False
 
