@@ -117,11 +117,27 @@ class Limits:
 
 @dataclass(frozen=True)
 class HostClaims:
-    """The sums of one hypervisor's claims."""
+    """The sums of one hypervisor's claims. ``listed``: the part of ``claimed`` whose domains
+    the hypervisor's heartbeat already lists, so that its allocation holds them too (until the
+    recorder drops those claims): counted once, not twice."""
 
     claimed: Resources = field(default_factory=Resources)
     provisioning: int = 0
     released: str = "0"
+    listed: Resources = field(default_factory=Resources)
+
+    @property
+    def unlisted(self) -> Resources:
+        """What is claimed beyond what the heartbeat's allocation already counts."""
+        return Resources(
+            max(0, self.claimed.vcpus - self.listed.vcpus),
+            max(0, self.claimed.memory_mib - self.listed.memory_mib),
+            {
+                pool: left
+                for pool, amount in self.claimed.disk_bytes.items()
+                if (left := amount - self.listed.disk_bytes.get(pool, 0)) > 0
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -245,3 +261,23 @@ def _resources(raw: Mapping[str, str]) -> Resources:
 
 def _now() -> str:
     return repr(time.time())
+
+
+def counted_twice(
+    claims: Iterable[Claim], listed: Mapping[str, set[str] | None]
+) -> dict[str, Resources]:
+    """Per hypervisor, the claims whose domain its heartbeat lists (``listed``: host -> domain
+    names): room the heartbeat's allocation already holds."""
+    sums: dict[str, Resources] = {}
+    for claim in claims:
+        names = listed.get(claim.host)
+        if claim.domain is None or not names or claim.domain not in names:
+            continue
+        held = sums.get(claim.host, Resources())
+        disk = dict(held.disk_bytes)
+        for pool, amount in claim.amount.disk_bytes.items():
+            disk[pool] = disk.get(pool, 0) + amount
+        sums[claim.host] = Resources(
+            held.vcpus + claim.amount.vcpus, held.memory_mib + claim.amount.memory_mib, disk
+        )
+    return sums

@@ -23,6 +23,7 @@ from orchestrator.jobs.events import Event
 from orchestrator.jobs.lifecycle import JobState
 from orchestrator.jobs.livestate import LiveState, job_key
 from orchestrator.models import Job
+from orchestrator.placement.heartbeats import listed_domains
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class RegistryFeed:
         interval = self.settings.heartbeat_interval
         if isinstance(read_at, int | float) and read_at > finished + interval:
             return True
-        names = _domain_names(beat)
+        names = listed_domains(beat)
         return claim.domain is not None and names is not None and claim.domain in names
 
     def _job_states(self, job_ids: list[str]) -> dict[str, JobState | None]:
@@ -128,12 +129,3 @@ class RegistryFeed:
                 rows = session.execute(select(Job.id, Job.state).where(Job.id.in_(missing)))
                 states.update({job_id: JobState(state) for job_id, state in rows})
         return states
-
-
-def _domain_names(beat: Mapping[str, Any]) -> set[str] | None:
-    """The domains the heartbeat's last libvirt read listed; None when it lists none."""
-    capacity = beat.get("capacity")
-    domains = capacity.get("domains") if isinstance(capacity, Mapping) else None
-    if not isinstance(domains, list):
-        return None
-    return {str(d.get("name")) for d in domains if isinstance(d, Mapping)}

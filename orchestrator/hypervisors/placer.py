@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import Conflict, InvalidInput, Unavailable
 from orchestrator.hypervisors import registry
-from orchestrator.hypervisors.claims import ClaimBook, ClaimRefused, HostClaims, Limits
+from orchestrator.hypervisors.claims import (
+    ClaimBook,
+    ClaimRefused,
+    HostClaims,
+    Limits,
+    counted_twice,
+)
 from orchestrator.hypervisors.demand import PlacementHints, needs_resources, placement_request
 from orchestrator.hypervisors.groups import GroupBook
 from orchestrator.hypervisors.registry import AdminState
@@ -35,6 +41,7 @@ from orchestrator.placement import (
     Resources,
 )
 from orchestrator.placement.filters import LabelsFilter, StateFilter
+from orchestrator.placement.heartbeats import listed_domains
 
 # Each refused claim means a concurrent one filled that hypervisor (or gave room back, which
 # makes the decision stale): the next decision sees it. Past this many, the fleet is changing
@@ -171,7 +178,13 @@ class Placer:
         entries, beats = self._entries(), self._beats(fresh)
         claims: Mapping[str, HostClaims] = {}
         if fresh:
-            claims = self.claims.per_host({e.name for e in entries} | {b["name"] for b in beats})
+            sums = self.claims.per_host({e.name for e in entries} | {b["name"] for b in beats})
+            twice = counted_twice(
+                self.claims.all(), {beat["name"]: listed_domains(beat) for beat in beats}
+            )
+            claims = {
+                name: replace(c, listed=twice.get(name, c.listed)) for name, c in sums.items()
+            }
         return host_views(entries, beats, claims, request), claims
 
     def _place_named(
@@ -252,8 +265,7 @@ class Placer:
         chosen = decision.chosen or ""
         host = next(h for h in hosts if h.name == chosen)
         view = PlacementView([host], self.policy)
-        released = claims[chosen].released
-        limits = limits_for(view.headroom(chosen), host, self.policy, released)
+        limits = limits_for(view.headroom(chosen), claims[chosen], self.policy)
         amount = Resources(request.vcpus, request.memory_mib, request.disk_bytes)
         return self.claims.claim(chosen, amount, limits, domain=domain)
 

@@ -58,25 +58,23 @@ def host_view(
         capacity_from_beat(beat, request),
         dict(entry.labels or {}),
         allocated_from_beat(beat),
-        claims.claimed,
+        claims.unlisted,
         claims.provisioning,
     )
 
 
-def limits_for(
-    headroom: Headroom, host: HostView, policy: PlacementPolicy, released: str
-) -> Limits:
-    """The most ``host``'s claims may sum to: its room under the ratios less what its domains
-    hold, which is the decision's headroom plus what was claimed when it was made."""
+def limits_for(headroom: Headroom, claims: HostClaims, policy: PlacementPolicy) -> Limits:
+    """The most a host's claims may sum to (as Redis sums them, listed ones included): the
+    decision's headroom plus everything claimed when it was made."""
+    claimed = claims.claimed
     disk = {
-        pool: free + host.claimed.disk_bytes.get(pool, 0)
-        for pool, free in headroom.disk_free.items()
+        pool: free + claimed.disk_bytes.get(pool, 0) for pool, free in headroom.disk_free.items()
     }
     cap = policy.max_provisioning_per_host
     return Limits(
-        headroom.vcpus_free + host.claimed.vcpus,
-        headroom.memory_free_mib + host.claimed.memory_mib,
+        headroom.vcpus_free + claimed.vcpus,
+        headroom.memory_free_mib + claimed.memory_mib,
         disk,
         NO_LIMIT if cap is None else cap,
-        released,
+        claims.released,
     )

@@ -69,3 +69,12 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def listed_domains(beat: Mapping[str, Any]) -> set[str] | None:
+    """The domains the heartbeat's last libvirt read listed; None when it lists none."""
+    capacity = beat.get("capacity")
+    domains = capacity.get("domains") if isinstance(capacity, Mapping) else None
+    if not isinstance(domains, list):
+        return None
+    return {str(d.get("name")) for d in domains if isinstance(d, Mapping)}

@@ -128,7 +128,7 @@ def test_fifty_concurrent_placements_never_overcommit_a_hypervisor(book: ClaimBo
                 refused.append(decision.explain())
                 return
             host = next(h for h in hosts if h.name == decision.chosen)
-            limits = limits_for(view.headroom(host.name), host, policy, claims[host.name].released)
+            limits = limits_for(view.headroom(host.name), claims[host.name], policy)
             try:
                 book.claim(host.name, Resources(1, 1024, {"default": 2 * GIB}), limits)
             except ClaimRefused:
