@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from orchestrator.access.scopes import ALL_SCOPES
-from orchestrator.access.tokens import bootstrap_name
+from orchestrator.access.tokens import bootstrap_name, create_token
 from orchestrator.local.stack import child_env
 from tests.support.services import RunningStack, test_stack
 
@@ -48,6 +48,14 @@ class SecuredStack:
 
     def as_scope(self, scope: str, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.call(method, path, self.secret(scope), **kwargs)
+
+    def team_tokens(self, *names: str) -> dict[str, str]:
+        """A token per team ``names``, each able to read and submit: name -> secret."""
+        made = {}
+        with self.stack.session() as session:
+            for name in names:
+                _, made[name] = create_token(session, name, ["jobs:read", "jobs:submit"])
+        return made
 
     def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         """The real ``orchestrator`` command on this stack's database and API."""

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.access.tokens import create_token
 from tests.access.conftest import HV, SecuredStack
 
 ACTIONS = ["domain.start", "domain.shutdown", "domain.destroy", "domain.reboot", "domain.suspend"]
@@ -17,12 +16,7 @@ ACTIONS = ["domain.start", "domain.shutdown", "domain.destroy", "domain.reboot",
 
 @pytest.fixture(scope="module")
 def owners(secured: SecuredStack) -> dict[str, str]:
-    """Two teams' tokens, each able to read and submit: name -> secret."""
-    made = {}
-    with secured.stack.session() as session:
-        for name in ("owner-a", "owner-b"):
-            _, made[name] = create_token(session, name, ["jobs:read", "jobs:submit"])
-    return made
+    return secured.team_tokens("owner-a", "owner-b")
 
 
 def define(name: str, network: str = "default", **extra: Any) -> dict[str, Any]:

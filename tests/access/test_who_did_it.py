@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator.access.tokens import bootstrap_name, create_token
+from orchestrator.access.tokens import bootstrap_name
 from orchestrator.client import ApiClient
 from orchestrator.jobs.lifecycle import JobState
 from tests.access.conftest import HV, SecuredStack, run_cli
@@ -23,12 +23,7 @@ SLOW_PING = {"kind": "ping", "hypervisor": HV, "params": {"delay": 120}}
 
 @pytest.fixture(scope="module")
 def teams(secured: SecuredStack) -> dict[str, str]:
-    """Two teams' tokens, each able to read and submit: name -> secret."""
-    made = {}
-    with secured.stack.session() as session:
-        for name in ("team-a", "team-b"):
-            _, made[name] = create_token(session, name, ["jobs:read", "jobs:submit"])
-    return made
+    return secured.team_tokens("team-a", "team-b")
 
 
 def audit(secured: SecuredStack, **filters: Any) -> list[dict[str, Any]]:
