@@ -5,7 +5,6 @@ hypervisor is promised more than it has."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -21,12 +20,8 @@ GIB = 1024**3
 
 
 @pytest.fixture
-def book(redis_server: str) -> Iterator[ClaimBook]:
-    client = redis.Redis.from_url(redis_server, decode_responses=True)
-    client.flushall()
-    yield ClaimBook(client)
-    client.flushall()
-    client.close()
+def book(empty_redis: redis.Redis) -> ClaimBook:
+    return ClaimBook(empty_redis)
 
 
 def test_a_claim_past_a_limit_is_refused_naming_the_resource(book: ClaimBook) -> None:

@@ -6,7 +6,6 @@ written as a worker writes it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,12 +22,8 @@ GIB = 1024**3
 
 
 @pytest.fixture
-def live(redis_server: str) -> Iterator[LiveState]:
-    client = redis.Redis.from_url(redis_server, decode_responses=True)
-    client.flushall()
-    yield LiveState(client)
-    client.flushall()
-    client.close()
+def live(empty_redis: redis.Redis) -> LiveState:
+    return LiveState(empty_redis)
 
 
 def beat(live: LiveState, domains: list[str], vcpus: int) -> None:
