@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -97,7 +98,10 @@ def _owner(session: Session, live_state: LiveState, hypervisor: str, domain: str
     for job_id, kind, recorded, submitter in rows:
         state = recorded
         if not JobState(recorded).is_terminal:
-            live = live_state(job_id)
+            try:
+                live = live_state(job_id)
+            except redis.RedisError:  # Redis away: SQL's state, a little behind, decides
+                live = None
             state = live.value if live is not None else recorded
         if kind == UNDEFINE:
             # Only a finished undefine frees the name; one still running leaves it as it was.

@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis
 
+from orchestrator.access.domain_owners import check_domain_owner
+from orchestrator.db import make_engine, make_sessionmaker
+from orchestrator.errors import Forbidden
+from orchestrator.jobs import store as jobstore
+from orchestrator.jobs.lifecycle import JobState
 from tests.access.conftest import HV, SecuredStack
 
 ACTIONS = ["domain.start", "domain.shutdown", "domain.destroy", "domain.reboot", "domain.suspend"]
@@ -116,3 +122,22 @@ def test_a_failed_attempt_at_a_name_leaves_it_free(
     assert made["state"] == "succeeded", made["error"]
     removed = run(secured, owners["owner-b"], act("domain.undefine", "vm-free"))
     assert removed["state"] == "succeeded"
+
+
+def test_with_redis_gone_the_owner_check_goes_by_sql_and_still_refuses_another_token(
+    database_url: str,
+) -> None:
+    sessions = make_sessionmaker(make_engine(database_url))
+    made = jobstore.NewJob(
+        "domain.define", {"name": "web-1"}, HV, "owner-a", placed=False, domain="web-1"
+    )
+    with sessions() as session:
+        jobstore.create_job(session, made)  # pending in SQL: its live state is asked for
+
+    def redis_gone(job_id: str) -> JobState | None:
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    with sessions() as session:
+        check_domain_owner(session, redis_gone, "domain.start", HV, "web-1", "owner-a")
+        with pytest.raises(Forbidden, match="was not made by token 'owner-b'"):
+            check_domain_owner(session, redis_gone, "domain.start", HV, "web-1", "owner-b")
