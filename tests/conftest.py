@@ -6,6 +6,7 @@ import os
 from collections.abc import Generator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import libvirt
 import pytest
@@ -114,6 +115,19 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield redis_url(server)
+
+
+@pytest.fixture
+def empty_redis(redis_server: str) -> Iterator[Any]:
+    """A client (redis.Redis, decoding replies) of the session's redis-server, emptied before
+    and after the test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
+    client.flushall()
+    yield client
+    client.flushall()
+    client.close()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 
 from tests.support.services import RunningStack, test_stack
@@ -171,16 +170,6 @@ def running_fleet(tmp_path: Path, redis_server: str) -> Iterator[Fleet]:
                 "the recorder lists every hypervisor",
             )
             yield fleet
-
-
-@pytest.fixture
-def empty_redis(redis_server: str) -> Iterator[redis.Redis]:
-    """A client of the session's redis-server, emptied before and after the test."""
-    client = redis.Redis.from_url(redis_server, decode_responses=True)
-    client.flushall()
-    yield client
-    client.flushall()
-    client.close()
 
 
 @pytest.fixture

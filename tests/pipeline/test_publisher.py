@@ -2,7 +2,6 @@
 
 import base64
 import json
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -16,12 +15,8 @@ QUEUE = "hv.publisher-test"
 
 
 @pytest.fixture
-def client(redis_server: str) -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(redis_server, decode_responses=True)
-    connection.flushall()
-    yield connection
-    connection.flushall()
-    connection.close()
+def client(empty_redis: redis.Redis) -> redis.Redis:
+    return empty_redis
 
 
 def _without_tag(raw: str) -> dict:
